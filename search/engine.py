@@ -1,0 +1,319 @@
+"""Run a search as Ray Tune trials: Optuna's TPE proposes configs, ASHA stops laggards.
+
+`search.run` calls `run_search` once per search, in the driver. This is the only module
+that imports Ray. Each trial is one call of `_run_trial` in a Ray worker: it builds the
+config's CNN, trains it, and reports every epoch to Tune (with a checkpoint whenever the
+epoch is the trial's best). Tune events reach `SearchObserver`s (the MLflow tracker, the
+progress display) through `_ObserverCallback`, in the driver, so workers never talk to
+MLflow and the tracking store has a single writer.
+
+Trial identities are Ray's trial ids, which Tune keeps when an experiment is restored;
+trial folders are named by them too.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from search.config import TrialConfig
+from search.data import Dataset
+from search.errors import SearchError, SearchFailed, SettingsError
+from search.observers import SearchObserver, TrialResult
+from search.sampling import suggest_params
+from search.settings import SearchSettings
+from search.space import SearchSpace
+from search.train import EPOCH_METRICS, MONITOR, OBJECTIVE, EpochReport
+
+logger = logging.getLogger(__name__)
+
+#: ASHA keeps the top 1/REDUCTION_FACTOR of trials at each rung.
+ASHA_REDUCTION_FACTOR = 3
+
+#: Reported with every epoch: whether the trial ended there by its own rule.
+_LAST_EPOCH = "last_epoch"
+
+#: Environment for trial workers: TensorFlow's C++ start-up chatter off.
+_WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+#: Environment of the driver's Tune loop when not verbose. Tune's newer console output
+#: prints an experiment banner even at verbose=0; its classic reporter stays silent.
+#: Forced snapshots after each checkpoint are what we want (nothing reported is lost on
+#: a crash), so the warning about their frequency is noise.
+_QUIET_TUNE_ENV = {"RAY_AIR_NEW_OUTPUT": "0",
+                   "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """What a finished search produced."""
+
+    #: Every trial, in the order they started.
+    trials: list[TrialResult]
+    #: The trial with the highest validation accuracy.
+    best: TrialResult
+    #: Directory holding the best trial's best-epoch checkpoint.
+    best_checkpoint: Path
+    #: Where Ray Tune keeps this search's state and results.
+    experiment_path: str
+
+
+@dataclass(frozen=True)
+class TrialResources:
+    """What each trial gets, and how many run at once."""
+
+    cpus: int
+    gpus: float
+    concurrency: int
+
+
+def run_search(space: SearchSpace, data: Dataset, settings: SearchSettings,
+               observers: Sequence[SearchObserver] = (), *, verbose: bool = False,
+               ) -> SearchOutcome:
+    """Run `settings.trials` trials over `space` on `data` and return the best.
+
+    Starts a local Ray instance (or joins `settings.ray_address`) and shuts it down after.
+
+    Raises:
+        SettingsError: the settings ask for resources the cluster does not have.
+        SearchFailed: no trial produced a model (every trial failed).
+    """
+    with _ray_session(settings, verbose=verbose):
+        resources = plan_resources(settings, ray.cluster_resources())
+        logger.info("trials get %s CPU(s), %s GPU(s); %s at a time",
+                    resources.cpus, resources.gpus, resources.concurrency)
+        trainable = tune.with_resources(
+            tune.with_parameters(_run_trial, data=data, settings=settings,
+                                 cpu_threads=resources.cpus),
+            {"cpu": resources.cpus, "gpu": resources.gpus},
+        )
+        callback = _ObserverCallback(observers)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                metric=OBJECTIVE,
+                mode="max",
+                search_alg=_searcher(space, settings),
+                scheduler=ASHAScheduler(time_attr="training_iteration",
+                                        max_t=settings.max_epochs,
+                                        grace_period=settings.grace_epochs,
+                                        reduction_factor=ASHA_REDUCTION_FACTOR),
+                num_samples=settings.trials,
+                max_concurrent_trials=resources.concurrency,
+                trial_dirname_creator=_trial_dirname,
+            ),
+            run_config=tune.RunConfig(
+                name=settings.name,
+                storage_path=_storage_uri(settings.storage),
+                callbacks=[callback],
+                # Trials report a checkpoint only when an epoch beats their best, so the
+                # latest checkpoint is the best one: keep just that.
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                failure_config=tune.FailureConfig(max_failures=0),
+                verbose=1 if verbose else 0,
+            ),
+        )
+        try:
+            grid = tuner.fit()
+        except SearchError:
+            raise
+        except (ray.exceptions.RayError, tune.TuneError) as exc:
+            raise SearchFailed(f"Ray Tune stopped the search: {exc}") from exc
+        return _outcome(grid, callback.results())
+
+
+def plan_resources(settings: SearchSettings, cluster: dict[str, float]) -> TrialResources:
+    """Split the cluster between trials: one GPU per trial when there are GPUs (or the
+    fraction asked for), else one CPU per concurrent slot.
+
+    Raises:
+        SettingsError: more GPUs per trial than the cluster has.
+    """
+    total_cpus = int(cluster.get("CPU", 1))
+    total_gpus = cluster.get("GPU", 0.0)
+    gpus = settings.gpus_per_trial
+    if gpus is None:
+        gpus = 1.0 if total_gpus >= 1 else 0.0
+    if gpus > total_gpus:
+        raise SettingsError(f"--gpus-per-trial {gpus:g} asks for more GPUs than Ray sees "
+                            f"({total_gpus:g})")
+    slots = math.floor(total_gpus / gpus + 1e-9) if gpus else total_cpus
+    concurrency = max(1, min(settings.concurrency or slots, slots, settings.trials))
+    cpus = max(1, total_cpus // concurrency)
+    return TrialResources(cpus=cpus, gpus=gpus, concurrency=concurrency)
+
+
+def _run_trial(params: dict[str, Any], *, data: Dataset, settings: SearchSettings,
+               cpu_threads: int) -> None:
+    """One trial, inside a Ray worker: build, train, report each epoch to Tune."""
+    from search.train import configure_tensorflow
+
+    configure_tensorflow(cpu_threads)
+    import keras
+
+    from search.model import build_model
+    from search.train import train
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(settings.seed)
+    config = TrialConfig.from_params(params)
+    model = build_model(config, data.input_shape, data.num_classes, data.value_scale)
+
+    def report(epoch: EpochReport) -> None:
+        checkpoint = (tune.Checkpoint.from_directory(epoch.checkpoint_dir)
+                      if epoch.checkpoint_dir else None)
+        tune.report({**epoch.metrics, "epoch": epoch.epoch, _LAST_EPOCH: epoch.last},
+                    checkpoint=checkpoint)
+
+    with tempfile.TemporaryDirectory(prefix="convsearch-trial-") as workdir:
+        train(model, config, data, max_epochs=settings.max_epochs, patience=settings.patience,
+              checkpoint_dir=Path(workdir), on_epoch=report)
+
+
+def _searcher(space: SearchSpace, settings: SearchSettings) -> OptunaSearch:
+    # constant_liar: trials running in parallel are treated as bad guesses so TPE does not
+    # propose the same point to every free worker.
+    sampler = optuna.samplers.TPESampler(seed=settings.seed, multivariate=True,
+                                         constant_liar=True)
+    return OptunaSearch(space=functools.partial(suggest_params, space), metric=OBJECTIVE,
+                        mode="max", sampler=sampler)
+
+
+def _trial_dirname(trial: Any) -> str:
+    return f"trial-{trial.trial_id}"
+
+
+def _storage_uri(storage: Path | str) -> str:
+    text = str(storage)
+    return text if "://" in text else str(Path(text).resolve())
+
+
+@contextmanager
+def _ray_session(settings: SearchSettings, *, verbose: bool) -> Iterator[None]:
+    """Use the Ray instance already running in this process, or start one for the search."""
+    if ray.is_initialized():
+        yield
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if not verbose:
+        for key, value in _QUIET_TUNE_ENV.items():
+            os.environ.setdefault(key, value)
+    options: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": verbose,
+        "logging_level": logging.INFO if verbose else logging.ERROR,
+        "runtime_env": {"env_vars": _WORKER_ENV},
+    }
+    if settings.ray_address:
+        options["address"] = settings.ray_address
+    else:
+        options["num_cpus"] = settings.cpus or os.cpu_count() or 1
+    try:
+        ray.init(**options)
+    except (ConnectionError, ray.exceptions.RayError, ValueError) as exc:
+        raise SettingsError(f"cannot start or reach Ray ({settings.ray_address or 'local'}): "
+                            f"{exc}") from exc
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _outcome(grid: tune.ResultGrid, trials: list[TrialResult]) -> SearchOutcome:
+    scored = [t for t in trials if t.status != "failed" and t.best_val_accuracy is not None]
+    if not scored:
+        errors = [t.error for t in trials if t.error]
+        detail = f"; first error: {errors[0]}" if errors else ""
+        raise SearchFailed(f"none of the {len(trials)} trials produced a model{detail}")
+    best = max(scored, key=lambda t: t.best_val_accuracy)  # first of equals: earliest
+    checkpoints = {r.metrics.get("trial_id"): r.checkpoint for r in grid if r.metrics}
+    checkpoint = checkpoints.get(best.trial_id)
+    if checkpoint is None:
+        raise SearchFailed(f"best trial {best.trial_id} left no checkpoint")
+    return SearchOutcome(trials=trials, best=best, best_checkpoint=Path(checkpoint.path),
+                         experiment_path=grid.experiment_path)
+
+
+def _error_message(trial: Any) -> str:
+    """One line for a failed trial: the original exception, not Ray's wrapper."""
+    error = trial.get_pickled_error()
+    cause = getattr(error, "cause", None) or error
+    if cause is not None:
+        return f"{type(cause).__name__}: {cause}".splitlines()[0]
+    text = trial.get_error() or "unknown error"
+    lines = [line for line in str(text).splitlines() if line.strip()]
+    return lines[-1] if lines else "unknown error"
+
+
+class _ObserverCallback(tune.Callback):
+    """Forwards Tune's trial events to convsearch observers, in the driver."""
+
+    def __init__(self, observers: Sequence[SearchObserver]) -> None:
+        self.observers = list(observers)
+        self._results: dict[str, TrialResult] = {}
+        self._params: dict[str, dict[str, Any]] = {}
+
+    def results(self) -> list[TrialResult]:
+        return list(self._results.values())
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its run config into the experiment folder (for restoring). Observers
+        # hold live connections and consoles; they belong to one driver process and are
+        # handed to the callback again by whoever restores the search.
+        return {**self.__dict__, "observers": []}
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        params = dict(trial.config)
+        self._params[trial.trial_id] = params
+        for observer in self.observers:
+            observer.trial_started(trial.trial_id, params)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        metrics = {k: float(result[k]) for k in (*EPOCH_METRICS, OBJECTIVE) if k in result}
+        if MONITOR not in metrics:
+            return
+        for observer in self.observers:
+            observer.epoch_ended(trial.trial_id, int(result["training_iteration"]), metrics)
+
+    def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
+                      **info: Any) -> None:
+        with checkpoint.as_directory() as directory:
+            for observer in self.observers:
+                observer.checkpoint_saved(trial.trial_id, Path(directory))
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        # Tune marks a scheduler-stopped trial's last result done too, so ask the trial.
+        last = trial.last_result or {}
+        status = "completed" if last.get(_LAST_EPOCH) else "stopped"
+        self._end(trial, status, error=None)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._end(trial, "failed", error=_error_message(trial))
+
+    def _end(self, trial: Any, status: str, error: str | None) -> None:
+        last = trial.last_result or {}
+        result = TrialResult(
+            trial_id=trial.trial_id,
+            params=self._params.get(trial.trial_id, dict(trial.config)),
+            status=status,  # type: ignore[arg-type]
+            epochs=int(last.get("training_iteration", 0) or 0),
+            best_val_accuracy=last.get(OBJECTIVE),
+            error=error,
+        )
+        self._results[trial.trial_id] = result
+        for observer in self.observers:
+            observer.trial_ended(result)

@@ -1,0 +1,44 @@
+"""What the engine tells the rest of convsearch while a search runs.
+
+The engine calls every `SearchObserver` from the driver process, one event at a time, in
+the order Ray Tune sees them; observers never touch Ray. The MLflow tracker and the CLI's
+progress display are the two observers. An observer may see the same event twice (after
+the driver restarts and resumes a search), so each must handle repeats idempotently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+TrialStatus = Literal["completed", "stopped", "failed"]
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """How a trial ended.
+
+    ``completed``: trained until early stopping or the epoch budget; ``stopped``: the
+    scheduler (ASHA) stopped it for lagging behind; ``failed``: it raised (message in
+    `error`).
+    """
+
+    trial_id: str
+    params: dict[str, Any]
+    status: TrialStatus
+    epochs: int
+    best_val_accuracy: float | None
+    error: str | None = None
+
+
+class SearchObserver(Protocol):
+    """Receives trial events from the engine, in the driver."""
+
+    def trial_started(self, trial_id: str, params: dict[str, Any]) -> None: ...
+
+    def epoch_ended(self, trial_id: str, epoch: int, metrics: dict[str, float]) -> None: ...
+
+    def checkpoint_saved(self, trial_id: str, checkpoint_dir: Path) -> None: ...
+
+    def trial_ended(self, result: TrialResult) -> None: ...

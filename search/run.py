@@ -1,0 +1,257 @@
+"""``python -m search.run``: run a hyperparameter search from the command line.
+
+The CLI owns the console. It validates everything it can before starting anything heavy
+(the space file, the data, whether the space's models fit the data), then runs the search
+with the MLflow tracker and a progress bar as observers, evaluates the best model on the
+test split, registers it, and prints a summary with the commands to inspect it.
+
+Every `SearchError` is caught here, once, and printed as one line (exit status 2).
+Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import shlex
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+from search.errors import SearchError, SettingsError
+
+#: Exit status for user errors (bad flags, bad files, unusable data) and interruptions.
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+#: How many of the best trials the summary table shows.
+SUMMARY_ROWS = 5
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag as a `SettingsError` (one line), not usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        raise SettingsError(f"{message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's flags; defaults come from the modules that own them."""
+    from search.data import DEFAULT_DATA, SOURCES
+    from search.settings import SearchSettings
+    from search.space import DEFAULT_SPACE
+
+    defaults = {f.name: f.default for f in dataclasses.fields(SearchSettings)}
+    parser = _Parser(
+        prog="python -m search.run",
+        description="Search for the best Keras CNN on an image data set. Trials run on Ray "
+                    "Tune (Optuna TPE + ASHA); every trial is tracked in MLflow.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    what = parser.add_argument_group("what to search")
+    what.add_argument("--space", default=DEFAULT_SPACE,
+                      help="search space: a YAML file, or the name of a shipped space")
+    what.add_argument("--data", default=DEFAULT_DATA, choices=sorted(SOURCES),
+                      help="data set to search on")
+    what.add_argument("--data-limit", type=int, metavar="N", default=None,
+                      help="use only N examples in all (stratified), for quick runs")
+
+    budget = parser.add_argument_group("budget")
+    budget.add_argument("--trials", type=int, default=defaults["trials"],
+                        help="trials to run in all")
+    budget.add_argument("--max-epochs", type=int, default=defaults["max_epochs"],
+                        help="most epochs per trial")
+    budget.add_argument("--patience", type=int, default=defaults["patience"],
+                        help="epochs without improvement before a trial stops itself")
+    budget.add_argument("--grace-epochs", type=int, default=defaults["grace_epochs"],
+                        help="epochs every trial gets before ASHA may stop it")
+    budget.add_argument("--seed", type=int, default=defaults["seed"],
+                        help="seed of the search algorithm and weight initialisation")
+
+    machine = parser.add_argument_group("machine")
+    machine.add_argument("--concurrency", type=int, default=None,
+                         help="trials at a time (default: as many as CPUs/GPUs allow)")
+    machine.add_argument("--cpus", type=int, default=None,
+                         help="CPUs for the local Ray instance (default: all)")
+    machine.add_argument("--gpus-per-trial", type=float, default=None,
+                         help="GPUs per trial; fractions share a GPU (default: 1 if any)")
+    machine.add_argument("--ray-address", default=None,
+                         help="address of a running Ray cluster (default: start a local one)")
+    machine.add_argument("--storage", type=Path, default=defaults["storage"],
+                         help="folder (or URI) for Ray Tune results and checkpoints")
+
+    tracking = parser.add_argument_group("tracking")
+    tracking.add_argument("--tracking-uri", default=None,
+                          help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
+                               "else sqlite:///mlflow.db in this folder)")
+    tracking.add_argument("--experiment", default=None,
+                          help="MLflow experiment name (default: convsearch)")
+    tracking.add_argument("--name", default=None,
+                          help="name of this search (default: search-<date>-<time>)")
+    tracking.add_argument("--model-name", default=None,
+                          help="Model Registry name of the best model "
+                               "(default: convsearch-<data>)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show Ray Tune's status and the trials' own output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        args = build_parser().parse_args(argv)
+        _configure_logging(args.verbose)
+        return _search(args)
+    except SearchError as exc:
+        print(f"convsearch: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("convsearch: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _search(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from search.architecture import check_space_fits
+    from search.data import load_dataset
+    from search.settings import SearchSettings
+    from search.space import load_space
+
+    # Off a terminal (CI logs, pipes) rich assumes 80 columns; the summary needs more.
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    space = load_space(args.space)
+    data = load_dataset(args.data, limit=args.data_limit)
+    check_space_fits(space, data.input_shape)
+    overrides = {"name": args.name} if args.name else {}
+    settings = SearchSettings(
+        trials=args.trials, max_epochs=args.max_epochs, patience=args.patience,
+        grace_epochs=args.grace_epochs, seed=args.seed, concurrency=args.concurrency,
+        cpus=args.cpus, gpus_per_trial=args.gpus_per_trial, storage=args.storage,
+        ray_address=args.ray_address, **overrides)
+    model_name = args.model_name or f"convsearch-{data.name}"
+
+    # Heavy imports (TensorFlow, Ray, MLflow) only once the input is known to be good.
+    with _native_output_hidden(unless=args.verbose):
+        from search.engine import run_search
+        from search.progress import SearchProgress
+        from search.tracking import DEFAULT_EXPERIMENT, SearchTracker, resolve_tracking_uri
+        from search.train import evaluate, load_checkpoint
+    _configure_logging(args.verbose)
+
+    tracking_uri = resolve_tracking_uri(args.tracking_uri)
+    tracker = SearchTracker(tracking_uri, args.experiment or DEFAULT_EXPERIMENT)
+    tracker.start_search(settings, space, data)
+    sizes = "/".join(str(n) for n in data.sizes().values())
+    console.print(f"[bold]{settings.name}[/bold]: {settings.trials} trials, space "
+                  f"{space.path}, data {data.name} (train/val/test {sizes}), "
+                  f"tracking {tracking_uri}")
+    try:
+        with SearchProgress(console, settings.trials) as progress:
+            outcome = run_search(space, data, settings, observers=[tracker, progress],
+                                 verbose=args.verbose)
+        model = load_checkpoint(outcome.best_checkpoint)
+        test_metrics = evaluate(model, data)
+        registered = tracker.finish_search(outcome.best, test_metrics, model,
+                                           data.x_test[:5], model_name)
+    except SearchError as exc:
+        tracker.end_search("FAILED", str(exc))
+        raise
+    except KeyboardInterrupt:
+        tracker.end_search("KILLED", "interrupted")
+        raise
+    _print_summary(console, outcome, test_metrics, registered, tracker, tracking_uri,
+                   data.input_shape)
+    return 0
+
+
+def _print_summary(console: Any, outcome: Any, test_metrics: dict[str, float],
+                   registered: Any, tracker: Any, tracking_uri: str,
+                   input_shape: tuple[int, ...]) -> None:
+    from rich.table import Table
+
+    ranked = sorted((t for t in outcome.trials if t.best_val_accuracy is not None),
+                    key=lambda t: -t.best_val_accuracy)
+    table = Table(title=f"Best trials ({len(outcome.trials)} run)")
+    for column in ("trial", "val acc", "epochs", "status", "optimizer", "lr", "conv blocks",
+                   "dense", "batch"):
+        table.add_column(column, no_wrap=True)
+    for trial in ranked[:SUMMARY_ROWS]:
+        p = trial.params
+        conv = (f"{p['conv_blocks']}x{p['filters']} k{p['kernel_size']} {p['pooling']}")
+        table.add_row(trial.trial_id, f"{trial.best_val_accuracy:.4f}", str(trial.epochs),
+                      trial.status, str(p["optimizer"]), f"{p['learning_rate']:.1e}", conv,
+                      str(p["dense_units"]), str(p["batch_size"]))
+    console.print(table)
+    statuses = {s: sum(t.status == s for t in outcome.trials)
+                for s in ("completed", "stopped", "failed")}
+    console.print("trials: " + ", ".join(f"{n} {s}" for s, n in statuses.items()))
+    console.print(f"[bold green]best model: test accuracy {test_metrics['test_accuracy']:.4f}"
+                  f"[/bold green] (test loss {test_metrics['test_loss']:.4f}), trial "
+                  f"{outcome.best.trial_id}, registered as {registered.uri} "
+                  f"(version {registered.version})")
+    python = _shell_path(sys.executable)
+    env = f"MLFLOW_TRACKING_URI={shlex.quote(tracking_uri)} "
+    console.print("\nOpen this search in the MLflow UI:", soft_wrap=True)
+    console.print(f"  {python} -m mlflow ui --backend-store-uri {shlex.quote(tracking_uri)}"
+                  f"  # then http://127.0.0.1:5000/{tracker.run_url()}", soft_wrap=True,
+                  markup=False)
+    console.print("Load the best model:", soft_wrap=True)
+    shape = ", ".join(map(str, input_shape))
+    snippet = (f'import mlflow, numpy as np; model = mlflow.pyfunc.load_model("{registered.uri}"); '
+               f'print(model.predict(np.zeros((1, {shape}), "float32")))')
+    console.print(f"  {env}{python} -c {shlex.quote(snippet)}", soft_wrap=True, markup=False)
+
+
+def _shell_path(executable: str) -> str:
+    """The interpreter as the user would type it: relative when under this folder."""
+    path = Path(executable)
+    try:
+        return shlex.quote(str(path.relative_to(Path.cwd())))
+    except ValueError:
+        return shlex.quote(str(path))
+
+
+def _configure_logging(verbose: bool) -> None:
+    """Our log lines through rich; the libraries' INFO chatter off unless verbose. Called
+    again after the libraries are imported, since some set their own levels on import."""
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(show_path=False, show_time=False)])
+    for noisy in ("absl", "alembic", "mlflow", "ray", "tensorflow", "optuna"):
+        logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
+
+
+@contextmanager
+def _native_output_hidden(unless: bool) -> Iterator[None]:
+    """Hide what C++ code writes straight to file descriptor 2 while TensorFlow and gRPC
+    load (absl and oneDNN banners that no log level silences). If the imports fail, what
+    was hidden is written out before the error propagates."""
+    if unless:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as hidden:
+        os.dup2(hidden.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            hidden.seek(0)
+            sys.stderr.write(hidden.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

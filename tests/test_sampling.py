@@ -1,0 +1,64 @@
+"""Sampling a space through a real Optuna study, the way the engine's searcher does."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from search.config import TrialConfig
+from search.sampling import suggest_params
+from search.space import load_space, parse_space
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _sample(space, seed: int, n: int) -> list[dict]:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    samples = []
+    for _ in range(n):
+        trial = study.ask()
+        samples.append(suggest_params(space, trial))
+        study.tell(trial, 0.5)
+    return samples
+
+
+def test_samples_stay_inside_their_distributions():
+    space = load_space("default")
+    for params in _sample(space, seed=1, n=50):
+        for name, dist in space.distributions.items():
+            value = params[name]
+            if hasattr(dist, "values"):
+                assert value in dist.values, name
+            elif hasattr(dist, "low"):
+                assert dist.low <= value <= dist.high, name
+            else:
+                assert value == dist.value, name
+        TrialConfig.from_params(params)  # every sample is a valid config
+
+
+def test_fixed_parameters_are_not_shown_to_the_sampler():
+    space = parse_space("optimizer: {choices: [adam, sgd]}\nbatch_size: 64\n")
+    study = optuna.create_study()
+    trial = study.ask()
+    params = suggest_params(space, trial)
+    assert params["batch_size"] == 64
+    assert set(trial.params) == {"optimizer"}
+
+
+def test_int_ranges_respect_step_and_log():
+    space = parse_space("filters: {int: [16, 64], step: 16}\n"
+                        "dense_units: {int: [8, 256], log: true}\n")
+    for params in _sample(space, seed=2, n=30):
+        assert params["filters"] in (16, 32, 48, 64)
+        assert 8 <= params["dense_units"] <= 256
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_same_seed_same_samples(seed):
+    space = load_space("default")
+    assert _sample(space, seed, 5) == _sample(space, seed, 5)
+
+
+def test_different_seeds_differ():
+    space = load_space("default")
+    assert _sample(space, 0, 5) != _sample(space, 1, 5)
