@@ -248,13 +248,19 @@ def _outcome(grid: tune.ResultGrid, trials: list[TrialResult]) -> SearchOutcome:
 
 
 def _error_message(trial: Any) -> str:
-    """One line for a failed trial: the original exception, not Ray's wrapper."""
-    error = trial.get_pickled_error()
-    cause = getattr(error, "cause", None) or error
-    if cause is not None:
-        return f"{type(cause).__name__}: {cause}".splitlines()[0]
-    text = trial.get_error() or "unknown error"
-    lines = [line for line in str(text).splitlines() if line.strip()]
+    """One line for a failed trial: the original exception, not Ray's wrapper.
+
+    Tune writes the error into the trial's local folder before it calls callbacks (the
+    copy in storage may come later), so read it from there.
+    """
+    pickled = trial.pickled_error_file
+    if pickled and Path(pickled).is_file():
+        with open(pickled, "rb") as file:
+            error = ray.cloudpickle.load(file)
+        cause = getattr(error, "cause", None) or error
+        return f"{type(cause).__name__}: {cause}".strip().splitlines()[0]
+    text = Path(trial.error_file).read_text() if trial.error_file else ""
+    lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "unknown error"
 
 

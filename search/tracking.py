@@ -93,8 +93,8 @@ class SearchTracker:
             TrackingError: the store cannot be reached or the experiment cannot be made.
         """
         self.tracking_uri = tracking_uri
-        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         with _mlflow_errors(f"cannot use MLflow tracking store {tracking_uri}"):
+            self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
             found = self.client.get_experiment_by_name(experiment)
             if found is None:
                 self.experiment_id = self.client.create_experiment(

@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from search.data import Dataset, load_dataset  # noqa: E402
+from search.data import Dataset, load_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,0 +1,109 @@
+"""The Ray Tune engine: resource planning, and real searches on local Ray."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from search.engine import plan_resources, run_search
+from search.errors import SearchFailed, SettingsError
+from search.settings import SearchSettings
+from search.space import parse_space
+from search.train import CHECKPOINT_FILE
+
+
+@pytest.mark.parametrize(("settings", "cluster", "expected"), [
+    ({}, {"CPU": 2}, (1, 0.0, 2)),
+    ({"concurrency": 1}, {"CPU": 2}, (2, 0.0, 1)),
+    ({}, {"CPU": 16}, (1, 0.0, 16)),
+    ({"trials": 3}, {"CPU": 16}, (5, 0.0, 3)),
+    ({}, {"CPU": 16, "GPU": 1}, (16, 1.0, 1)),
+    ({}, {"CPU": 16, "GPU": 4}, (4, 1.0, 4)),
+    ({"gpus_per_trial": 0.5}, {"CPU": 16, "GPU": 1}, (8, 0.5, 2)),
+    ({"gpus_per_trial": 0}, {"CPU": 8, "GPU": 1}, (1, 0.0, 8)),
+])
+def test_plan_resources(settings, cluster, expected):
+    plan = plan_resources(SearchSettings(**settings), cluster)
+    assert (plan.cpus, plan.gpus, plan.concurrency) == expected
+
+
+def test_more_gpus_than_the_cluster_has_is_a_settings_error():
+    with pytest.raises(SettingsError, match=r"--gpus-per-trial 1 asks for more GPUs than "
+                                            r"Ray sees \(0\)"):
+        plan_resources(SearchSettings(gpus_per_trial=1), {"CPU": 2})
+
+
+class Recorder:
+    """A SearchObserver that keeps every event, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def trial_started(self, trial_id, params):
+        self.events.append(("started", trial_id, params))
+
+    def epoch_ended(self, trial_id, epoch, metrics):
+        self.events.append(("epoch", trial_id, epoch, metrics))
+
+    def checkpoint_saved(self, trial_id, checkpoint_dir: Path):
+        assert (checkpoint_dir / CHECKPOINT_FILE).is_file()
+        self.events.append(("checkpoint", trial_id))
+
+    def trial_ended(self, result):
+        self.events.append(("ended", result.trial_id, result))
+
+
+TINY_SPACE = """
+optimizer: adam
+learning_rate: {loguniform: [3.0e-3, 1.0e-2]}
+conv_blocks: {choices: [1, 4]}   # 4 blocks cannot fit 8x8 images: those trials fail
+filters: 8
+dense_units: 16
+batch_size: 32
+"""
+
+
+@pytest.mark.slow
+def test_search_isolates_failed_trials_and_reports_every_event(small_digits, tmp_path):
+    space = parse_space(TINY_SPACE)
+    settings = SearchSettings(name="engine-test", trials=4, max_epochs=3, grace_epochs=3,
+                              patience=3, cpus=2, seed=3, storage=tmp_path / "ray")
+    recorder = Recorder()
+    outcome = run_search(space, small_digits, settings, observers=[recorder])
+
+    assert len(outcome.trials) == 4
+    statuses = {t.trial_id: t.status for t in outcome.trials}
+    failed = [t for t in outcome.trials if t.status == "failed"]
+    done = [t for t in outcome.trials if t.status == "completed"]
+    assert failed and done, statuses  # seed 3 samples both depths
+    for trial in failed:
+        assert trial.params["conv_blocks"] == 4
+        assert trial.error.startswith("ArchitectureError: 4 conv blocks need")
+    for trial in done:
+        assert trial.params["conv_blocks"] == 1
+        assert trial.epochs == 3
+
+    # Events: each trial starts once, before its epochs, and ends once, last.
+    for trial in outcome.trials:
+        mine = [e for e in recorder.events if e[1] == trial.trial_id]
+        assert mine[0][0] == "started" and mine[-1][0] == "ended"
+        assert sum(e[0] == "ended" for e in mine) == 1
+        epochs = [e[2] for e in mine if e[0] == "epoch"]
+        assert epochs == list(range(1, trial.epochs + 1))
+        if trial.status == "completed":
+            assert any(e[0] == "checkpoint" for e in mine)
+
+    assert outcome.best in done
+    assert outcome.best.best_val_accuracy == max(t.best_val_accuracy for t in done)
+    assert (outcome.best_checkpoint / CHECKPOINT_FILE).is_file()
+
+
+@pytest.mark.slow
+def test_search_where_every_trial_fails_says_why(small_digits, tmp_path):
+    space = parse_space("conv_blocks: 4\n")
+    settings = SearchSettings(name="all-fail", trials=2, max_epochs=2, grace_epochs=1,
+                              cpus=2, storage=tmp_path / "ray")
+    with pytest.raises(SearchFailed, match=r"none of the 2 trials produced a model; first "
+                                           r"error: ArchitectureError: 4 conv blocks"):
+        run_search(space, small_digits, settings)

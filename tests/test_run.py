@@ -1,0 +1,134 @@
+"""The command line, run as users run it: ``python -m search.run`` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from search.run import build_parser
+from search.tracking import CHAMPION_ALIAS, TAG_ROLE, TAG_STATUS
+
+
+def run_cli(*args: str, cwd: Path, timeout: int = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "search.run", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_help_documents_every_flag(tmp_path):
+    result = run_cli("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    flags = [a for action in build_parser()._actions for a in action.option_strings
+             if a.startswith("--")]
+    assert len(flags) >= 18
+    for action in build_parser()._actions:
+        assert action.help, action.option_strings
+    for flag in flags:
+        assert flag in result.stdout, flag
+
+
+@pytest.mark.parametrize(("args", "space", "pattern"), [
+    (["--trials", "many"], None, "argument --trials: invalid int value: 'many' (see --help)"),
+    (["--bogus"], None, "unrecognized arguments: --bogus (see --help)"),
+    (["--data", "cifar"], None, "argument --data: invalid choice: 'cifar'"),
+    (["--trials", "0"], None, "--trials must be at least 1, got 0"),
+    (["--grace-epochs", "9", "--max-epochs", "3"], None, "--grace-epochs (9) cannot exceed"),
+    (["--space", "nope.yaml"], None, "space file not found: nope.yaml"),
+    (["--space", "s.yaml"], "optimizer: {choices: [adamw2]}\n",
+     "s.yaml:1: optimizer.choices: 'adamw2' is not a Keras optimizer"),
+    (["--space", "s.yaml"], "description: x\nconv_blocks: {int: [1, 6]}\n",
+     "s.yaml:2: conv_blocks: 6 conv blocks need images of at least 64x64, but these are 8x8"),
+    (["--data-limit", "5"], None, "--data-limit 5 is too small"),
+])
+def test_user_errors_are_one_line_without_traceback(tmp_path, args, space, pattern):
+    if space is not None:
+        (tmp_path / "s.yaml").write_text(space)
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("convsearch: error: ")
+    assert pattern in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_unusable_tracking_store_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("")
+    result = run_cli("--tracking-uri", f"sqlite:///{tmp_path / 'file' / 'x.db'}", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        line for line in result.stderr.strip().splitlines()
+        if line.startswith("convsearch: error: cannot use MLflow tracking store")]
+
+
+TINY_SPACE = """\
+description: A tiny space that learns digits in a few epochs.
+optimizer: {choices: [adam, nadam]}
+learning_rate: {loguniform: [3.0e-3, 1.0e-2]}
+conv_blocks: {int: [1, 2]}
+filters: {choices: [8, 16]}
+dense_units: 32
+batch_size: 32
+augmentation:
+  rotation: {choices: [0.0, 0.03]}
+"""
+
+
+@pytest.mark.slow
+def test_three_trial_search_end_to_end(tmp_path, digits):
+    (tmp_path / "tiny.yaml").write_text(TINY_SPACE)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run_cli("--space", "tiny.yaml", "--data-limit", "600", "--trials", "3",
+                     "--max-epochs", "6", "--grace-epochs", "6", "--cpus", "2",
+                     "--tracking-uri", uri, "--name", "e2e", "--model-name", "e2e-digits",
+                     cwd=tmp_path, timeout=480)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Best trials (3 run)" in result.stdout
+    assert "best model: test accuracy" in result.stdout
+    assert "mlflow ui --backend-store-uri" in result.stdout
+    assert "models:/e2e-digits@champion" in result.stdout
+    assert "Traceback" not in result.stderr
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("convsearch")
+    (parent,) = client.search_runs([experiment.experiment_id], f"tags.`{TAG_ROLE}` = 'search'")
+    assert parent.info.status == "FINISHED"
+    assert parent.info.run_name == "e2e"
+    assert parent.data.params["settings.trials"] == "3"
+    assert "test_accuracy" in parent.data.metrics
+    assert "best_val_accuracy" in parent.data.metrics
+    assert parent.data.params["best.optimizer"] in ("adam", "nadam")
+    assert [a.path for a in client.list_artifacts(parent.info.run_id, "space")] == \
+        ["space/tiny.yaml"]
+
+    children = client.search_runs(
+        [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert len(children) == 3
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert child.data.tags[TAG_STATUS] == "completed"
+        assert child.data.params["optimizer"] in ("adam", "nadam")
+        epochs = int(child.data.metrics["epochs"])
+        assert 1 <= epochs <= 6
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            history = client.get_metric_history(child.info.run_id, key)
+            assert [m.step for m in history] == list(range(1, epochs + 1)), key
+        checkpoint = [a.path for a in client.list_artifacts(child.info.run_id, "checkpoint")]
+        assert checkpoint == ["checkpoint/model.keras"]
+
+    mlflow.set_tracking_uri(uri)
+    champion = mlflow.pyfunc.load_model(f"models:/e2e-digits@{CHAMPION_ALIAS}")
+    predictions = np.asarray(champion.predict(digits.x_test)).argmax(axis=1)
+    accuracy = float((predictions == digits.y_test).mean())
+    assert accuracy > 0.6, accuracy  # chance is 0.1
+
+    # Run outputs land in the working folder, where .gitignore expects them.
+    assert (tmp_path / "ray_results" / "e2e").is_dir()
+    assert (tmp_path / "mlartifacts").is_dir()
