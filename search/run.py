@@ -21,9 +21,15 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from search.errors import SearchError, SettingsError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from search.engine import SearchOutcome
+    from search.tracking import RegisteredModel, SearchTracker
 
 #: Exit status for user errors (bad flags, bad files, unusable data) and interruptions.
 EXIT_USER_ERROR = 2
@@ -142,7 +148,11 @@ def _search(args: argparse.Namespace) -> int:
         from search.engine import run_search
         from search.progress import SearchProgress
         from search.tracking import DEFAULT_EXPERIMENT, SearchTracker, resolve_tracking_uri
-        from search.train import evaluate, load_checkpoint
+        from search.train import configure_tensorflow, evaluate, load_checkpoint
+
+        # The driver evaluates the best model: let TensorFlow probe for GPUs now, while
+        # its CUDA messages are hidden, and grow GPU memory rather than take it all.
+        configure_tensorflow(cpu_threads=None)
     _configure_logging(args.verbose)
 
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
@@ -171,8 +181,8 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_summary(console: Any, outcome: Any, test_metrics: dict[str, float],
-                   registered: Any, tracker: Any, tracking_uri: str,
+def _print_summary(console: Console, outcome: SearchOutcome, test_metrics: dict[str, float],
+                   registered: RegisteredModel, tracker: SearchTracker, tracking_uri: str,
                    input_shape: tuple[int, ...]) -> None:
     from rich.table import Table
 
@@ -192,6 +202,9 @@ def _print_summary(console: Any, outcome: Any, test_metrics: dict[str, float],
     statuses = {s: sum(t.status == s for t in outcome.trials)
                 for s in ("completed", "stopped", "failed")}
     console.print("trials: " + ", ".join(f"{n} {s}" for s, n in statuses.items()))
+    for trial in (t for t in outcome.trials if t.status == "failed"):
+        console.print(f"  [red]failed[/red] trial {trial.trial_id}: {trial.error}",
+                      markup=True, highlight=False)
     console.print(f"[bold green]best model: test accuracy {test_metrics['test_accuracy']:.4f}"
                   f"[/bold green] (test loss {test_metrics['test_loss']:.4f}), trial "
                   f"{outcome.best.trial_id}, registered as {registered.uri} "
@@ -227,6 +240,9 @@ def _configure_logging(verbose: bool) -> None:
                         handlers=[RichHandler(show_path=False, show_time=False)])
     for noisy in ("absl", "alembic", "mlflow", "ray", "tensorflow", "optuna"):
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
+    # Tune logs each failed trial's traceback at ERROR; the summary and MLflow carry the
+    # one-line reason instead, and --verbose brings the tracebacks back.
+    logging.getLogger("ray.tune").setLevel(logging.INFO if verbose else logging.CRITICAL)
 
 
 @contextmanager
