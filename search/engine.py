@@ -44,6 +44,12 @@ logger = logging.getLogger(__name__)
 #: ASHA keeps the top 1/REDUCTION_FACTOR of trials at each rung.
 ASHA_REDUCTION_FACTOR = 3
 
+#: Observers of the searches this driver process is running, by search name. Tune pickles
+#: its callbacks into the experiment folder (so `Tuner.restore` can rebuild them); the
+#: callback therefore holds only the search's name and looks its observers up here at each
+#: event, so a restored search reports to the observers of the driver that restored it.
+_ACTIVE_OBSERVERS: dict[str, list[SearchObserver]] = {}
+
 #: Reported with every epoch: whether the trial ended there by its own rule.
 _LAST_EPOCH = "last_epoch"
 
@@ -100,7 +106,8 @@ def run_search(space: SearchSpace, data: Dataset, settings: SearchSettings,
                                  cpu_threads=resources.cpus),
             {"cpu": resources.cpus, "gpu": resources.gpus},
         )
-        callback = _ObserverCallback(observers)
+        callback = _ObserverCallback(settings.name)
+        _ACTIVE_OBSERVERS[settings.name] = list(observers)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
@@ -132,6 +139,8 @@ def run_search(space: SearchSpace, data: Dataset, settings: SearchSettings,
             raise
         except (ray.exceptions.RayError, tune.TuneError) as exc:
             raise SearchFailed(f"Ray Tune stopped the search: {exc}") from exc
+        finally:
+            _ACTIVE_OBSERVERS.pop(settings.name, None)
         return _outcome(grid, callback.results())
 
 
@@ -267,19 +276,17 @@ def _error_message(trial: Any) -> str:
 class _ObserverCallback(tune.Callback):
     """Forwards Tune's trial events to convsearch observers, in the driver."""
 
-    def __init__(self, observers: Sequence[SearchObserver]) -> None:
-        self.observers = list(observers)
+    def __init__(self, search_name: str) -> None:
+        self.search_name = search_name
         self._results: dict[str, TrialResult] = {}
         self._params: dict[str, dict[str, Any]] = {}
 
+    @property
+    def observers(self) -> list[SearchObserver]:
+        return _ACTIVE_OBSERVERS.get(self.search_name, [])
+
     def results(self) -> list[TrialResult]:
         return list(self._results.values())
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Tune pickles its run config into the experiment folder (for restoring). Observers
-        # hold live connections and consoles; they belong to one driver process and are
-        # handed to the callback again by whoever restores the search.
-        return {**self.__dict__, "observers": []}
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         params = dict(trial.config)

@@ -111,12 +111,24 @@ class SearchTracker:
 
     # -- the search (parent run) -------------------------------------------------------
 
-    def start_search(self, settings: SearchSettings, space: SearchSpace, data: Dataset) -> str:
-        """Open (or reopen, for the same search name) the parent run; returns its id."""
+    def start_search(self, settings: SearchSettings, space: SearchSpace, data: Dataset, *,
+                     resume: bool = False) -> str:
+        """Open the search's parent run and return its id.
+
+        With `resume`, reopen the parent run of the search with this name (so a restarted
+        driver continues the same runs); without it, that name must be new.
+
+        Raises:
+            TrackingError: a new search's name is taken, or MLflow refused.
+        """
         self._search_name = settings.name
         with _mlflow_errors("cannot start the search's MLflow run"):
             existing = self._find_runs(f"tags.`{TAG_SEARCH}` = '{settings.name}' and "
                                        f"tags.`{TAG_ROLE}` = 'search'")
+            if existing and not resume:
+                raise TrackingError(
+                    f"a search named {settings.name!r} already exists in this MLflow "
+                    f"experiment (run {existing[0].info.run_id}); choose another --name")
             if existing:
                 run_id = existing[0].info.run_id
                 self.client.update_run(run_id, status="RUNNING")
@@ -251,10 +263,9 @@ class SearchTracker:
 
         example = example_images.astype("float32")
         signature = infer_signature(example, model.predict(example, verbose=0))
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_registry_uri(self.tracking_uri)
         # The registry announces itself with bare prints to stderr; the CLI reports it.
-        with mlflow.start_run(run_id=run_id), contextlib.redirect_stderr(io.StringIO()):
+        with using_tracking_store(self.tracking_uri), mlflow.start_run(run_id=run_id), \
+                contextlib.redirect_stderr(io.StringIO()):
             # No input_example: mlflow.keras.log_model writes it before creating the model
             # folder and fails (mlflow/mlflow#16183, open in MLflow 3.17). The signature
             # carries the input shape and dtype.
@@ -278,6 +289,34 @@ def _mlflow_errors(what: str) -> Iterator[None]:
     except (MlflowException, OSError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TrackingError(f"{what}: {detail}") from exc
+
+
+@contextmanager
+def using_tracking_store(uri: str) -> Iterator[None]:
+    """Point MLflow's process-wide tracking and registry URIs at `uri` for one call, then
+    put back exactly what was there (unset stays unset).
+
+    `mlflow.keras.log_model` knows no other URIs, and MLflow's setters also write
+    MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI into the environment; left behind, they would
+    send the caller's later MLflow calls (and its child processes) to this store.
+    """
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved_env = {name: os.environ.get(name) for name in names}
+    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        tracking_utils._tracking_uri, registry_utils._registry_uri = saved
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _artifact_location(tracking_uri: str) -> str | None:

@@ -107,3 +107,20 @@ def test_search_where_every_trial_fails_says_why(small_digits, tmp_path):
     with pytest.raises(SearchFailed, match=r"none of the 2 trials produced a model; first "
                                            r"error: ArchitectureError: 4 conv blocks"):
         run_search(space, small_digits, settings)
+
+
+def test_pickled_callback_reports_to_the_observers_of_the_current_driver():
+    # Tune pickles callbacks into the experiment for Tuner.restore; live observers (MLflow
+    # clients, consoles) must not travel, yet a restored callback must reach them.
+    import ray.cloudpickle as pickle
+
+    from search.engine import _ACTIVE_OBSERVERS, _ObserverCallback
+
+    restored = pickle.loads(pickle.dumps(_ObserverCallback("resumable")))
+    assert restored.observers == []
+    recorder = Recorder()
+    _ACTIVE_OBSERVERS["resumable"] = [recorder]
+    try:
+        assert restored.observers == [recorder]
+    finally:
+        _ACTIVE_OBSERVERS.pop("resumable")

@@ -13,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from search.run import build_parser
-from search.tracking import CHAMPION_ALIAS, TAG_ROLE, TAG_STATUS
+from search.tracking import CHAMPION_ALIAS, TAG_ROLE, TAG_STATUS, using_tracking_store
 
 
 def run_cli(*args: str, cwd: Path, timeout: int = 120) -> subprocess.CompletedProcess:
@@ -123,8 +123,8 @@ def test_three_trial_search_end_to_end(tmp_path, digits):
         checkpoint = [a.path for a in client.list_artifacts(child.info.run_id, "checkpoint")]
         assert checkpoint == ["checkpoint/model.keras"]
 
-    mlflow.set_tracking_uri(uri)
-    champion = mlflow.pyfunc.load_model(f"models:/e2e-digits@{CHAMPION_ALIAS}")
+    with using_tracking_store(uri):
+        champion = mlflow.pyfunc.load_model(f"models:/e2e-digits@{CHAMPION_ALIAS}")
     predictions = np.asarray(champion.predict(digits.x_test)).argmax(axis=1)
     accuracy = float((predictions == digits.y_test).mean())
     assert accuracy > 0.6, accuracy  # chance is 0.1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import keras
@@ -23,6 +24,7 @@ from search.tracking import (
     TAG_STATUS,
     SearchTracker,
     resolve_tracking_uri,
+    using_tracking_store,
 )
 
 PARAMS = TrialConfig().to_params()
@@ -94,8 +96,8 @@ def test_repeated_events_are_logged_once(tracker, tracking_uri, digits):
 
     # A new driver (a resumed search) finds the same parent and child runs.
     again = SearchTracker(tracking_uri, "tests")
-    assert again.start_search(SearchSettings(name="s1"), load_space("default"), digits) == \
-        tracker.parent_run_id
+    assert again.start_search(SearchSettings(name="s1"), load_space("default"), digits,
+                              resume=True) == tracker.parent_run_id
     again.trial_started("t1", PARAMS)
     again.epoch_ended("t1", 1, {"val_accuracy": 0.5})
     again.epoch_ended("t1", 2, {"val_accuracy": 0.6})
@@ -104,6 +106,13 @@ def test_repeated_events_are_logged_once(tracker, tracking_uri, digits):
     (child,) = _children(client, tracker)
     steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_accuracy")]
     assert steps == [1, 2]
+
+
+def test_a_new_search_cannot_take_an_existing_name(tracker, tracking_uri, digits):
+    with pytest.raises(TrackingError, match=r"a search named 's1' already exists .*choose "
+                                            r"another --name"):
+        SearchTracker(tracking_uri, "tests").start_search(
+            SearchSettings(name="s1"), load_space("default"), digits)
 
 
 def test_failed_trial_keeps_its_error(tracker, tracking_uri):
@@ -122,7 +131,9 @@ def test_end_search_marks_the_parent(tracker, tracking_uri):
     assert run.data.tags[TAG_ERROR] == "every trial failed"
 
 
-def test_finish_search_registers_the_champion(tracker, tracking_uri, digits):
+def test_finish_search_registers_the_champion(tracker, tracking_uri, digits, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     keras.utils.set_random_seed(0)
     config = TrialConfig(conv_blocks=1, filters=4, dense_units=8)
     model = build_model(config, digits.input_shape, digits.num_classes, digits.value_scale)
@@ -139,12 +150,16 @@ def test_finish_search_registers_the_champion(tracker, tracking_uri, digits):
     version = client.get_model_version_by_alias("tests-model", CHAMPION_ALIAS)
     assert str(version.version) == registered.version
 
-    mlflow.set_tracking_uri(tracking_uri)
-    loaded = mlflow.pyfunc.load_model(registered.uri)
+    with using_tracking_store(tracking_uri):
+        loaded = mlflow.pyfunc.load_model(registered.uri)
     signature = loaded.metadata.signature
     assert signature.inputs.inputs[0].shape == (-1, 8, 8, 1)
     expected = model.predict(digits.x_test[:3], verbose=0)
     np.testing.assert_allclose(loaded.predict(digits.x_test[:3]), expected, rtol=1e-5)
+
+    # Logging the model left MLflow's process-wide state as it found it.
+    assert "MLFLOW_REGISTRY_URI" not in os.environ
+    assert "MLFLOW_TRACKING_URI" not in os.environ
 
     # A second search's best becomes the new champion.
     second = tracker.finish_search(best, {"test_accuracy": 0.9}, model, digits.x_test[:5],

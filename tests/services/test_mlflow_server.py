@@ -20,7 +20,7 @@ from search.model import build_model
 from search.observers import TrialResult
 from search.settings import SearchSettings
 from search.space import load_space
-from search.tracking import SearchTracker
+from search.tracking import SearchTracker, using_tracking_store
 from tests.conftest import REPO
 
 
@@ -85,7 +85,7 @@ def test_search_recorded_through_the_tracking_server(mlflow_server, small_digits
                                   f"tags.`mlflow.parentRunId` = '{tracker.parent_run_id}'")
     assert [a.path for a in client.list_artifacts(child.info.run_id, "checkpoint")] == \
         ["checkpoint/model.keras"]
-    mlflow.set_tracking_uri(mlflow_server)
-    loaded = mlflow.pyfunc.load_model(registered.uri)
+    with using_tracking_store(mlflow_server):
+        loaded = mlflow.pyfunc.load_model(registered.uri)
     np.testing.assert_allclose(loaded.predict(small_digits.x_test[:2]),
                                model.predict(small_digits.x_test[:2], verbose=0), rtol=1e-5)
