@@ -107,7 +107,6 @@ def run_search(space: SearchSpace, data: Dataset, settings: SearchSettings,
             {"cpu": resources.cpus, "gpu": resources.gpus},
         )
         callback = _ObserverCallback(settings.name)
-        _ACTIVE_OBSERVERS[settings.name] = list(observers)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
@@ -133,6 +132,7 @@ def run_search(space: SearchSpace, data: Dataset, settings: SearchSettings,
                 verbose=1 if verbose else 0,
             ),
         )
+        _ACTIVE_OBSERVERS[settings.name] = list(observers)
         try:
             grid = tuner.fit()
         except SearchError:
@@ -252,6 +252,8 @@ def _outcome(grid: tune.ResultGrid, trials: list[TrialResult]) -> SearchOutcome:
     checkpoint = checkpoints.get(best.trial_id)
     if checkpoint is None:
         raise SearchFailed(f"best trial {best.trial_id} left no checkpoint")
+    # Storage is a local folder today (`--storage`); remote storage will need
+    # `checkpoint.to_directory()` here.
     return SearchOutcome(trials=trials, best=best, best_checkpoint=Path(checkpoint.path),
                          experiment_path=grid.experiment_path)
 
