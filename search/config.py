@@ -1,136 +1,119 @@
-"""`TrialConfig`: one sampled point of a search space, everything a trial needs to build
-and train one CNN.
+"""`TrialConfig`: one sampled point of a search space, resolved into the concrete CNN and
+training setup a trial builds.
 
-This is the single home of every tunable knob: its name, its default (used when a space
-file leaves it out) and its valid domain. The space loader reads the fields to know which
-keys a space file may contain; the model builder and trainer read the values. Parameters
-are addressed by dotted names (``augmentation.rotation``) wherever they are flattened:
-in the search algorithm, in Ray trial configs and in MLflow params.
+The sampler produces knob values by dotted name (see `search.parameters`); `from_params`
+applies the defaults, the block rules (``filters_growth``) and the per-block overrides,
+so the model builder and the conv arithmetic read plain per-block values. Frozen: a
+trial's identity never changes.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from search.domains import Domain, Integers, Names, Reals
-from search.vocabulary import (
-    BIAS_INITIALIZERS,
-    FLIP_MODES,
-    KERNEL_INITIALIZERS,
-    OPTIMIZERS,
-    POOLINGS,
-)
+from search.parameters import BLOCK_KNOBS, KNOBS, default_params
+
+_DEFAULTS = default_params()
 
 
-def _knob(default: Any, domain: Domain, help: str) -> Any:
-    return field(default=default, metadata={"domain": domain, "help": help})
+@dataclass(frozen=True)
+class ConvBlock:
+    """One conv block: `convs_per_block` conv layers (the first with `stride`), then the
+    block's pooling."""
+
+    filters: int = _DEFAULTS["filters"]
+    kernel_size: int = _DEFAULTS["kernel_size"]
+    convs_per_block: int = _DEFAULTS["convs_per_block"]
+    stride: int = _DEFAULTS["stride"]
+    padding: str = _DEFAULTS["padding"]
+    pooling: str = _DEFAULTS["pooling"]
 
 
 @dataclass(frozen=True)
 class Augmentation:
     """Random image transforms applied in training only (Keras preprocessing layers)."""
 
-    flip: str = _knob("none", Names(FLIP_MODES, "RandomFlip mode"),
-                      "RandomFlip mode, or none")
-    rotation: float = _knob(0.0, Reals(0.0, 0.5),
-                            "RandomRotation factor, a fraction of a full turn; 0 is off")
-    zoom: float = _knob(0.0, Reals(0.0, 0.9), "RandomZoom height/width factor; 0 is off")
-    translation: float = _knob(0.0, Reals(0.0, 0.9),
-                               "RandomTranslation height/width factor; 0 is off")
+    flip: str = _DEFAULTS["augmentation.flip"]
+    rotation: float = _DEFAULTS["augmentation.rotation"]
+    zoom: float = _DEFAULTS["augmentation.zoom"]
+    translation: float = _DEFAULTS["augmentation.translation"]
+    contrast: float = _DEFAULTS["augmentation.contrast"]
+
+
+def _default_blocks() -> tuple[ConvBlock, ...]:
+    return resolve_blocks(_DEFAULTS)
 
 
 @dataclass(frozen=True)
 class TrialConfig:
-    """The hyperparameters of one trial. Frozen: a trial's identity never changes."""
+    """The hyperparameters of one trial, resolved."""
 
-    optimizer: str = _knob("adam", Names(OPTIMIZERS, "Keras optimizer"), "Keras optimizer name")
-    learning_rate: float = _knob(1e-3, Reals(0.0, 10.0, low_open=True),
-                                 "optimizer learning rate")
-    kernel_initializer: str = _knob("glorot_uniform",
-                                    Names(KERNEL_INITIALIZERS, "Keras kernel initializer"),
-                                    "initializer of conv and dense kernels")
-    bias_initializer: str = _knob("zeros", Names(BIAS_INITIALIZERS, "Keras bias initializer"),
-                                  "initializer of conv and dense biases")
-    conv_blocks: int = _knob(2, Integers(1, 8),
-                             "number of conv blocks (conv, then pooling that halves the map)")
-    filters: int = _knob(32, Integers(1, 4096), "filters of every conv layer")
-    kernel_size: int = _knob(3, Integers(1, 15), "conv kernel size (square)")
-    pooling: str = _knob("max", Names(POOLINGS, "pooling"), "pooling after each conv block")
-    dense_units: int = _knob(64, Integers(1, 65536), "width of the dense layer before the output")
-    dropout: float = _knob(0.0, Reals(0.0, 1.0, high_open=True),
-                           "dropout rate before the output layer")
-    batch_size: int = _knob(32, Integers(1, 65536), "training batch size")
+    optimizer: str = _DEFAULTS["optimizer"]
+    learning_rate: float = _DEFAULTS["learning_rate"]
+    momentum: float = _DEFAULTS["momentum"]
+    nesterov: bool = _DEFAULTS["nesterov"]
+    kernel_initializer: str = _DEFAULTS["kernel_initializer"]
+    bias_initializer: str = _DEFAULTS["bias_initializer"]
+    blocks: tuple[ConvBlock, ...] = field(default_factory=_default_blocks)
+    dense_units: int = _DEFAULTS["dense_units"]
+    dropout: float = _DEFAULTS["dropout"]
+    batch_size: int = _DEFAULTS["batch_size"]
     augmentation: Augmentation = field(default_factory=Augmentation)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> TrialConfig:
-        """Build a config from dotted parameter names; absent names take their default.
+        """Resolve knob values by dotted name; absent knobs take their defaults.
 
         Raises:
-            KeyError: a name that is not a parameter (a bug in the caller, not user input:
+            KeyError: a name that is not a knob (a bug in the caller, not user input:
                 space files are validated before sampling).
         """
-        unknown = set(params) - set(parameter_domains())
+        unknown = set(params) - set(KNOBS)
         if unknown:
             raise KeyError(f"not trial parameters: {sorted(unknown)}")
-        return _build(cls, params, prefix="")
+        values = {**_DEFAULTS, **params}
+        augmentation = Augmentation(**{
+            name.split(".", 1)[1]: value for name, value in values.items()
+            if name.startswith("augmentation.")})
+        return cls(
+            optimizer=values["optimizer"], learning_rate=values["learning_rate"],
+            momentum=values["momentum"], nesterov=values["nesterov"],
+            kernel_initializer=values["kernel_initializer"],
+            bias_initializer=values["bias_initializer"], blocks=resolve_blocks(values),
+            dense_units=values["dense_units"], dropout=values["dropout"],
+            batch_size=values["batch_size"], augmentation=augmentation)
 
     def to_params(self) -> dict[str, Any]:
-        """Flatten to dotted parameter names, the form logged to MLflow and Ray."""
-        return dict(_flatten(self, prefix=""))
+        """The knob values that give exactly this config: every block spelled out, and
+        only the knobs that apply (no momentum under adam)."""
+        params: dict[str, Any] = {
+            "optimizer": self.optimizer, "learning_rate": self.learning_rate,
+            "momentum": self.momentum, "nesterov": self.nesterov,
+            "kernel_initializer": self.kernel_initializer,
+            "bias_initializer": self.bias_initializer, "conv_blocks": len(self.blocks),
+        }
+        for number, block in enumerate(self.blocks, start=1):
+            for name in BLOCK_KNOBS:
+                params[f"block{number}.{name}"] = getattr(block, name)
+        params.update({"dense_units": self.dense_units, "dropout": self.dropout,
+                       "batch_size": self.batch_size})
+        for name in ("flip", "rotation", "zoom", "translation", "contrast"):
+            params[f"augmentation.{name}"] = getattr(self.augmentation, name)
+        return {name: value for name, value in params.items()
+                if KNOBS[name].when is None or KNOBS[name].when.holds(params)}
 
 
-def parameter_domains() -> dict[str, Domain]:
-    """Every parameter's dotted name and the domain its values must lie in."""
-    return {name: f.metadata["domain"] for name, f in _leaf_fields(TrialConfig, prefix="")}
-
-
-def parameter_help() -> dict[str, str]:
-    """Every parameter's dotted name and its one-line description."""
-    return {name: f.metadata["help"] for name, f in _leaf_fields(TrialConfig, prefix="")}
-
-
-def default_params() -> dict[str, Any]:
-    """Every parameter's dotted name and its default value."""
-    return TrialConfig().to_params()
-
-
-def _is_group(f: dataclasses.Field) -> bool:
-    return "domain" not in f.metadata
-
-
-def _group_type(f: dataclasses.Field) -> type:
-    # Group fields are declared with default_factory=TheGroupClass.
-    return f.default_factory  # type: ignore[return-value]
-
-
-def _leaf_fields(owner: type, prefix: str) -> Iterator[tuple[str, dataclasses.Field]]:
-    for f in dataclasses.fields(owner):
-        name = prefix + f.name
-        if _is_group(f):
-            yield from _leaf_fields(_group_type(f), prefix=name + ".")
-        else:
-            yield name, f
-
-
-def _build(owner: type, params: Mapping[str, Any], prefix: str) -> Any:
-    kwargs = {}
-    for f in dataclasses.fields(owner):
-        name = prefix + f.name
-        if _is_group(f):
-            kwargs[f.name] = _build(_group_type(f), params, prefix=name + ".")
-        elif name in params:
-            kwargs[f.name] = params[name]
-    return owner(**kwargs)
-
-
-def _flatten(obj: Any, prefix: str) -> Iterator[tuple[str, Any]]:
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if _is_group(f):
-            yield from _flatten(value, prefix=prefix + f.name + ".")
-        else:
-            yield prefix + f.name, value
+def resolve_blocks(values: Mapping[str, Any]) -> tuple[ConvBlock, ...]:
+    """The conv blocks that knob values describe: shared knobs, the filters rule, then
+    per-block overrides. `values` must hold every shared knob."""
+    blocks = []
+    for number in range(1, values["conv_blocks"] + 1):
+        settings = {name: values.get(f"block{number}.{name}", values[name])
+                    for name in BLOCK_KNOBS}
+        if f"block{number}.filters" not in values:
+            grown = values["filters"] * values["filters_growth"] ** (number - 1)
+            settings["filters"] = max(1, round(grown))
+        blocks.append(ConvBlock(**settings))
+    return tuple(blocks)

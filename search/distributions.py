@@ -59,6 +59,25 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class Grid:
+    """A list of values to try every one of: `--algo grid` enumerates the product of all
+    grid lists; other algorithms treat it as a choice."""
+
+    values: tuple[Any, ...]
+
+    def suggest(self, trial: Suggester, name: str) -> Any:
+        if len(self.values) == 1:
+            return self.values[0]
+        return trial.suggest_categorical(name, list(self.values))
+
+    def extremes(self) -> tuple[Any, ...]:
+        return self.values
+
+    def __str__(self) -> str:
+        return "grid of " + ", ".join(repr(v) for v in self.values)
+
+
+@dataclass(frozen=True)
 class Uniform:
     """A real number drawn uniformly from ``[low, high]``."""
 
@@ -112,4 +131,7 @@ class IntRange:
         return f"int [{self.low}, {self.high}]{extra}"
 
 
-Distribution = Fixed | Choice | Uniform | LogUniform | IntRange
+Distribution = Fixed | Choice | Grid | Uniform | LogUniform | IntRange
+
+#: Distributions with finitely many values (enumerable by a grid search).
+FINITE = (Fixed, Choice, Grid)

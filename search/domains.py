@@ -79,4 +79,16 @@ class Reals:
         return f"{left}{self.low:g}, {self.high:g}{right}"
 
 
-Domain = Names | Integers | Reals
+@dataclass(frozen=True)
+class Booleans:
+    """true or false."""
+
+    numeric = False
+
+    def problem(self, value: Any) -> str | None:
+        if not isinstance(value, bool):
+            return f"expected true or false, got {describe(value)}"
+        return None
+
+
+Domain = Names | Integers | Reals | Booleans

@@ -1,4 +1,5 @@
-"""Run a search as Ray Tune trials: Optuna's TPE proposes configs, ASHA stops laggards.
+"""Run a search as Ray Tune trials: an Optuna sampler (TPE by default) or a grid proposes
+configs, ASHA stops laggards.
 
 `search.run` calls `run_search` once per search, in the driver. This is the only module
 that imports Ray. Each trial is one call of `_run_trial` in a Ray worker: it builds the
@@ -14,13 +15,15 @@ trial folders are named by them too.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import logging
 import math
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +31,14 @@ import optuna
 import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from search.config import TrialConfig
 from search.data import Dataset
 from search.errors import SearchError, SearchFailed, SettingsError
 from search.observers import SearchObserver, TrialResult
-from search.sampling import suggest_params
+from search.sampling import grid_points, infeasibility, suggest_params
 from search.settings import SearchSettings
 from search.space import SearchSpace
 from search.train import EPOCH_METRICS, MONITOR, OBJECTIVE, EpochReport
@@ -75,6 +79,9 @@ class SearchOutcome:
     best_checkpoint: Path
     #: Where Ray Tune keeps this search's state and results.
     experiment_path: str
+    #: Sampled configs that were never trained, by reason (model cannot take the data,
+    #: or more parameters than the space's max_params).
+    infeasible: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True)
@@ -89,17 +96,31 @@ class TrialResources:
 def run_search(space: SearchSpace, data: Dataset, settings: SearchSettings,
                observers: Sequence[SearchObserver] = (), *, verbose: bool = False,
                ) -> SearchOutcome:
-    """Run `settings.trials` trials over `space` on `data` and return the best.
+    """Run the search's trials over `space` on `data` and return the best.
 
-    Starts a local Ray instance (or joins `settings.ray_address`) and shuts it down after.
+    Configs whose model cannot take the data (or exceeds the space's ``max_params``) never
+    start: they are rejected when sampled, told to the search algorithm as the worst
+    result, and counted in `SearchOutcome.infeasible`. Starts a local Ray instance (or
+    joins `settings.ray_address`) and shuts it down after.
 
     Raises:
-        SettingsError: the settings ask for resources the cluster does not have.
-        SearchFailed: no trial produced a model (every trial failed).
+        SettingsError: the settings ask for resources the cluster does not have, or for an
+            algorithm the space or the installation cannot serve.
+        SearchFailed: no trial produced a model (every trial failed, or every sampled
+            config was infeasible).
     """
+    if settings.algorithm == "grid":
+        points, infeasible = grid_points(space, data.input_shape, data.num_classes)
+        budget = settings.trial_budget(grid_points=len(points))
+        search_alg: Any = _PointsSearcher(points[:budget])
+    else:
+        budget = settings.trial_budget()
+        searcher = _FeasibleSearcher(_optuna_searcher(space, settings), space,
+                                     data.input_shape, data.num_classes)
+        search_alg, infeasible = searcher, searcher.rejected
     with _ray_session(settings, verbose=verbose):
-        resources = plan_resources(settings, ray.cluster_resources())
-        logger.info("trials get %s CPU(s), %s GPU(s); %s at a time",
+        resources = plan_resources(settings, ray.cluster_resources(), budget)
+        logger.info("%s trials; each gets %s CPU(s), %s GPU(s); %s at a time", budget,
                     resources.cpus, resources.gpus, resources.concurrency)
         trainable = tune.with_resources(
             tune.with_parameters(_run_trial, data=data, settings=settings,
@@ -112,12 +133,12 @@ def run_search(space: SearchSpace, data: Dataset, settings: SearchSettings,
             tune_config=tune.TuneConfig(
                 metric=OBJECTIVE,
                 mode="max",
-                search_alg=_searcher(space, settings),
+                search_alg=search_alg,
                 scheduler=ASHAScheduler(time_attr="training_iteration",
                                         max_t=settings.max_epochs,
                                         grace_period=settings.grace_epochs,
                                         reduction_factor=ASHA_REDUCTION_FACTOR),
-                num_samples=settings.trials,
+                num_samples=budget,
                 max_concurrent_trials=resources.concurrency,
                 trial_dirname_creator=_trial_dirname,
             ),
@@ -141,10 +162,11 @@ def run_search(space: SearchSpace, data: Dataset, settings: SearchSettings,
             raise SearchFailed(f"Ray Tune stopped the search: {exc}") from exc
         finally:
             _ACTIVE_OBSERVERS.pop(settings.name, None)
-        return _outcome(grid, callback.results())
+        return _outcome(grid, callback.results(), infeasible)
 
 
-def plan_resources(settings: SearchSettings, cluster: dict[str, float]) -> TrialResources:
+def plan_resources(settings: SearchSettings, cluster: dict[str, float],
+                   trials: int | None = None) -> TrialResources:
     """Split the cluster between trials: one GPU per trial when there are GPUs (or the
     fraction asked for), else one CPU per concurrent slot.
 
@@ -160,7 +182,8 @@ def plan_resources(settings: SearchSettings, cluster: dict[str, float]) -> Trial
         raise SettingsError(f"--gpus-per-trial {gpus:g} asks for more GPUs than Ray sees "
                             f"({total_gpus:g})")
     slots = math.floor(total_gpus / gpus + 1e-9) if gpus else total_cpus
-    concurrency = max(1, min(settings.concurrency or slots, slots, settings.trials))
+    trials = trials or settings.trial_budget()
+    concurrency = max(1, min(settings.concurrency or slots, slots, trials))
     cpus = max(1, total_cpus // concurrency)
     return TrialResources(cpus=cpus, gpus=gpus, concurrency=concurrency)
 
@@ -192,13 +215,134 @@ def _run_trial(params: dict[str, Any], *, data: Dataset, settings: SearchSetting
               checkpoint_dir=Path(workdir), on_epoch=report)
 
 
-def _searcher(space: SearchSpace, settings: SearchSettings) -> OptunaSearch:
-    # constant_liar: trials running in parallel are treated as bad guesses so TPE does not
-    # propose the same point to every free worker.
-    sampler = optuna.samplers.TPESampler(seed=settings.seed, multivariate=True,
-                                         constant_liar=True)
+def _optuna_searcher(space: SearchSpace, settings: SearchSettings) -> OptunaSearch:
     return OptunaSearch(space=functools.partial(suggest_params, space), metric=OBJECTIVE,
-                        mode="max", sampler=sampler)
+                        mode="max", sampler=_sampler(settings.algorithm, settings.seed, space))
+
+
+def _sampler(algorithm: str, seed: int, space: SearchSpace) -> optuna.samplers.BaseSampler:
+    """Optuna's sampler for `algorithm`, seeded.
+
+    Raises:
+        SettingsError: the sampler needs a package that is not installed.
+    """
+    samplers = optuna.samplers
+    if algorithm == "tpe":
+        # constant_liar: running trials count as bad guesses, so parallel workers are not
+        # all sent to the same point. group: conditional knobs get their own models.
+        return samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
+                                   group=bool(space.conditions))
+    if algorithm == "random":
+        return samplers.RandomSampler(seed=seed)
+    if algorithm == "nsga2":
+        return samplers.NSGAIISampler(seed=seed)
+    needs = {"cmaes": ("cmaes", "pip install cmaes"), "gp": ("torch", "pip install -e '.[gp]'")}
+    module, how = needs[algorithm]
+    if importlib.util.find_spec(module) is None:
+        raise SettingsError(f"--algo {algorithm} needs the {module} package ({how})")
+    if algorithm == "cmaes":
+        # Categorical knobs fall back to independent sampling; that is expected here.
+        return samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    return samplers.GPSampler(seed=seed)
+
+
+class _PointsSearcher(Searcher):
+    """Hands out a fixed list of configs, each once, in order: a grid search whose points
+    were enumerated (and infeasible ones dropped) before the search."""
+
+    def __init__(self, points: list[dict[str, Any]]) -> None:
+        super().__init__(metric=OBJECTIVE, mode="max")
+        self.points = points
+        self.next = 0
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if self.next >= len(self.points):
+            return Searcher.FINISHED
+        self.next += 1
+        return dict(self.points[self.next - 1])
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        pass
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as file:
+            ray.cloudpickle.dump({"points": self.points, "next": self.next}, file)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as file:
+            state = ray.cloudpickle.load(file)
+        self.points, self.next = state["points"], state["next"]
+
+
+class _FeasibleSearcher(Searcher):
+    """Wraps a Ray Tune searcher so that configs that cannot be trained never start.
+
+    For each trial Tune asks for, it draws configs from the wrapped searcher under probe
+    ids until one is feasible for the data. Each infeasible one is completed at once with
+    the worst possible score, so the algorithm learns to avoid that region, and counted by
+    reason in `rejected`. Tune's results for the trial are forwarded under its probe id.
+    """
+
+    #: Draws per trial before the space is declared to produce nothing trainable.
+    MAX_DRAWS = 1000
+
+    def __init__(self, inner: Searcher, space: SearchSpace, input_shape: tuple[int, ...],
+                 num_classes: int) -> None:
+        super().__init__(metric=inner.metric, mode=inner.mode)
+        self.inner = inner
+        self.space = space
+        self.input_shape = input_shape
+        self.num_classes = num_classes
+        self.rejected: Counter[str] = Counter()
+        self._probe: dict[str, str] = {}
+        self._draws = 0
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
+                              **spec: Any) -> bool:
+        return self.inner.set_search_properties(metric, mode, config, **spec)
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        return self.inner.set_max_concurrency(max_concurrent)
+
+    def suggest(self, trial_id: str) -> dict | None:
+        for _ in range(self.MAX_DRAWS):
+            self._draws += 1
+            probe = f"{trial_id}-{self._draws}"
+            params = self.inner.suggest(probe)
+            if params is None or not isinstance(params, dict):
+                return params  # the inner searcher is finished or waiting
+            problem = infeasibility(self.space, params, self.input_shape, self.num_classes)
+            if problem is None:
+                self._probe[trial_id] = probe
+                return params
+            self.rejected[problem] += 1
+            self.inner.on_trial_complete(probe, result={self.inner.metric: 0.0})
+        raise SearchFailed(f"{self.MAX_DRAWS} configs in a row could not be trained on "
+                           f"{'x'.join(map(str, self.input_shape))} images; the last: "
+                           f"{problem}")
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id in self._probe:
+            self.inner.on_trial_result(self._probe[trial_id], result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        if trial_id in self._probe:
+            self.inner.on_trial_complete(self._probe.pop(trial_id), result=result, error=error)
+
+    def save(self, checkpoint_path: str) -> None:
+        self.inner.save(checkpoint_path + ".inner")
+        with open(checkpoint_path, "wb") as file:
+            ray.cloudpickle.dump({"rejected": self.rejected, "probe": self._probe,
+                                  "draws": self._draws}, file)
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.inner.restore(checkpoint_path + ".inner")
+        with open(checkpoint_path, "rb") as file:
+            state = ray.cloudpickle.load(file)
+        self.rejected, self._probe, self._draws = \
+            state["rejected"], state["probe"], state["draws"]
 
 
 def _trial_dirname(trial: Any) -> str:
@@ -241,7 +385,8 @@ def _ray_session(settings: SearchSettings, *, verbose: bool) -> Iterator[None]:
         ray.shutdown()
 
 
-def _outcome(grid: tune.ResultGrid, trials: list[TrialResult]) -> SearchOutcome:
+def _outcome(grid: tune.ResultGrid, trials: list[TrialResult],
+             infeasible: Counter[str]) -> SearchOutcome:
     scored = [t for t in trials if t.status != "failed" and t.best_val_accuracy is not None]
     if not scored:
         errors = [t.error for t in trials if t.error]
@@ -255,7 +400,7 @@ def _outcome(grid: tune.ResultGrid, trials: list[TrialResult]) -> SearchOutcome:
     # Storage is a local folder today (`--storage`); remote storage will need
     # `checkpoint.to_directory()` here.
     return SearchOutcome(trials=trials, best=best, best_checkpoint=Path(checkpoint.path),
-                         experiment_path=grid.experiment_path)
+                         experiment_path=grid.experiment_path, infeasible=infeasible)
 
 
 def _error_message(trial: Any) -> str:

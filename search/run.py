@@ -49,7 +49,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's flags; defaults come from the modules that own them."""
     from search.data import DEFAULT_DATA, SOURCES
-    from search.settings import SearchSettings
+    from search.settings import ALGORITHMS, DEFAULT_TRIALS, SearchSettings
     from search.space import DEFAULT_SPACE
 
     defaults = {f.name: f.default for f in dataclasses.fields(SearchSettings)}
@@ -68,8 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="use only N examples in all (stratified), for quick runs")
 
     budget = parser.add_argument_group("budget")
-    budget.add_argument("--trials", type=int, default=defaults["trials"],
-                        help="trials to run in all")
+    budget.add_argument("--trials", type=int, default=None,
+                        help=f"trials to run in all (default: {DEFAULT_TRIALS}; a grid search "
+                             "runs every grid point)")
     budget.add_argument("--max-epochs", type=int, default=defaults["max_epochs"],
                         help="most epochs per trial")
     budget.add_argument("--patience", type=int, default=defaults["patience"],
@@ -78,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="epochs every trial gets before ASHA may stop it")
     budget.add_argument("--seed", type=int, default=defaults["seed"],
                         help="seed of the search algorithm and weight initialisation")
+    what.add_argument("--algo", choices=list(ALGORITHMS), default=None,
+                      help="search algorithm: " + "; ".join(
+                          f"{name}: {meaning}" for name, meaning in ALGORITHMS.items())
+                      + " (default: grid for a space with grid lists, else tpe)")
 
     machine = parser.add_argument_group("machine")
     machine.add_argument("--concurrency", type=int, default=None,
@@ -125,19 +130,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _search(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from search.architecture import check_space_fits
     from search.data import load_dataset
-    from search.settings import SearchSettings
+    from search.sampling import grid_points, require_feasible
+    from search.settings import DEFAULT_ALGORITHM, SearchSettings
     from search.space import load_space
 
     # Off a terminal (CI logs, pipes) rich assumes 80 columns; the summary needs more.
     console = Console(width=None if sys.stdout.isatty() else 120)
     space = load_space(args.space)
     data = load_dataset(args.data, limit=args.data_limit)
-    check_space_fits(space, data.input_shape)
+    survey = require_feasible(space, data.input_shape, data.num_classes)
     overrides = {"name": args.name} if args.name else {}
+    algorithm = args.algo or ("grid" if space.is_grid() else DEFAULT_ALGORITHM)
+    grid_size = len(grid_points(space, data.input_shape, data.num_classes)[0]) \
+        if algorithm == "grid" else None
     settings = SearchSettings(
-        trials=args.trials, max_epochs=args.max_epochs, patience=args.patience,
+        algorithm=algorithm,
+        trials=SearchSettings(trials=args.trials).trial_budget(grid_size),
+        max_epochs=args.max_epochs, patience=args.patience,
         grace_epochs=args.grace_epochs, seed=args.seed, concurrency=args.concurrency,
         cpus=args.cpus, gpus_per_trial=args.gpus_per_trial, storage=args.storage,
         ray_address=args.ray_address, **overrides)
@@ -159,17 +169,21 @@ def _search(args: argparse.Namespace) -> int:
     tracker = SearchTracker(tracking_uri, args.experiment or DEFAULT_EXPERIMENT)
     tracker.start_search(settings, space, data)
     sizes = "/".join(str(n) for n in data.sizes().values())
-    console.print(f"[bold]{settings.name}[/bold]: {settings.trials} trials, space "
+    console.print(f"[bold]{settings.name}[/bold]: {settings.trials} trials ({algorithm}), space "
                   f"{space.path}, data {data.name} (train/val/test {sizes}), "
                   f"tracking {tracking_uri}")
+    if survey.feasible < survey.samples:
+        console.print(f"{survey.samples - survey.feasible} of {survey.samples} sampled configs "
+                      f"cannot be trained on these images; the search skips such configs")
     try:
-        with SearchProgress(console, settings.trials) as progress:
+        with SearchProgress(console, settings.trial_budget()) as progress:
             outcome = run_search(space, data, settings, observers=[tracker, progress],
                                  verbose=args.verbose)
         model = load_checkpoint(outcome.best_checkpoint)
         test_metrics = evaluate(model, data)
         registered = tracker.finish_search(outcome.best, test_metrics, model,
-                                           data.x_test[:5], model_name)
+                                           data.x_test[:5], model_name,
+                                           skipped_configs=sum(outcome.infeasible.values()))
     except SearchError as exc:
         tracker.end_search("FAILED", str(exc))
         raise
@@ -186,6 +200,8 @@ def _print_summary(console: Console, outcome: SearchOutcome, test_metrics: dict[
                    input_shape: tuple[int, ...]) -> None:
     from rich.table import Table
 
+    from search.config import TrialConfig
+
     ranked = sorted((t for t in outcome.trials if t.best_val_accuracy is not None),
                     key=lambda t: -t.best_val_accuracy)
     table = Table(title=f"Best trials ({len(outcome.trials)} run)")
@@ -193,15 +209,23 @@ def _print_summary(console: Console, outcome: SearchOutcome, test_metrics: dict[
                    "dense", "batch"):
         table.add_column(column, no_wrap=True)
     for trial in ranked[:SUMMARY_ROWS]:
-        p = trial.params
-        conv = (f"{p['conv_blocks']}x{p['filters']} k{p['kernel_size']} {p['pooling']}")
+        config = TrialConfig.from_params(trial.params)
+        conv = ", ".join(f"{b.filters}@{b.kernel_size}x{b.kernel_size}"
+                         f"{'' if b.convs_per_block == 1 else f'x{b.convs_per_block}'}"
+                         f"{'' if b.stride == 1 else f'/{b.stride}'} {b.pooling}"
+                         for b in config.blocks)
         table.add_row(trial.trial_id, f"{trial.best_val_accuracy:.4f}", str(trial.epochs),
-                      trial.status, str(p["optimizer"]), f"{p['learning_rate']:.1e}", conv,
-                      str(p["dense_units"]), str(p["batch_size"]))
+                      trial.status, config.optimizer, f"{config.learning_rate:.1e}", conv,
+                      str(config.dense_units), str(config.batch_size))
     console.print(table)
     statuses = {s: sum(t.status == s for t in outcome.trials)
                 for s in ("completed", "stopped", "failed")}
     console.print("trials: " + ", ".join(f"{n} {s}" for s, n in statuses.items()))
+    skipped = sum(outcome.infeasible.values())
+    if skipped:
+        reason, count = outcome.infeasible.most_common(1)[0]
+        console.print(f"skipped {skipped} sampled configs that could not be trained (most "
+                      f"often, {count}x: {reason})", markup=False)
     for trial in (t for t in outcome.trials if t.status == "failed"):
         console.print(f"  [red]failed[/red] trial {trial.trial_id}: {trial.error}",
                       markup=True, highlight=False)

@@ -19,6 +19,20 @@ from search.errors import SettingsError
 #: Where Ray Tune keeps trial results and checkpoints unless told otherwise.
 DEFAULT_STORAGE = Path("ray_results")
 
+#: Trials in a search unless told otherwise (a grid search runs every grid point instead).
+DEFAULT_TRIALS = 24
+
+#: Search algorithms by name: Optuna's samplers behind Ray Tune, or an exhaustive grid.
+ALGORITHMS: dict[str, str] = {
+    "tpe": "Optuna's tree-structured Parzen estimator (the default)",
+    "random": "Optuna's random sampler",
+    "grid": "every point of the space's grid lists, each once",
+    "cmaes": "Optuna's CMA-ES sampler",
+    "gp": "Optuna's Gaussian-process sampler (needs PyTorch: the gp extra)",
+    "nsga2": "Optuna's NSGA-II genetic sampler",
+}
+DEFAULT_ALGORITHM = "tpe"
+
 
 def new_search_name() -> str:
     """A readable, sortable, unique-enough name for a search: ``search-20261125-143000``."""
@@ -31,8 +45,10 @@ class SearchSettings:
 
     #: Name of the search: the Ray experiment and the MLflow parent run.
     name: str = dataclasses.field(default_factory=new_search_name)
-    #: Trials to run in all.
-    trials: int = 24
+    #: Trials to run in all; None: DEFAULT_TRIALS, or every grid point for a grid search.
+    trials: int | None = None
+    #: Search algorithm, a key of ALGORITHMS.
+    algorithm: str = DEFAULT_ALGORITHM
     #: Most epochs one trial may train.
     max_epochs: int = 30
     #: Epochs without a better validation accuracy before a trial stops itself.
@@ -61,6 +77,9 @@ class SearchSettings:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise SettingsError(f"{_flag(name)} must be at least 1, got {value}")
+        if self.algorithm not in ALGORITHMS:
+            raise SettingsError(f"--algo {self.algorithm!r} is not a search algorithm "
+                                f"(known: {', '.join(ALGORITHMS)})")
         if self.grace_epochs > self.max_epochs:
             raise SettingsError(f"--grace-epochs ({self.grace_epochs}) cannot exceed "
                                 f"--max-epochs ({self.max_epochs})")
@@ -69,6 +88,13 @@ class SearchSettings:
         if not self.name or "/" in self.name or self.name.strip() != self.name:
             raise SettingsError(f"--name {self.name!r} must be a non-empty name without '/' "
                                 "or surrounding spaces")
+
+    def trial_budget(self, grid_points: int | None = None) -> int:
+        """Trials to run: as asked, else every grid point of a grid search, else the
+        default; a grid search never runs a point twice."""
+        if grid_points is not None:
+            return min(self.trials or grid_points, grid_points)
+        return self.trials or DEFAULT_TRIALS
 
     def to_params(self) -> dict[str, Any]:
         """Flat, loggable form (for MLflow params)."""

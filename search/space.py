@@ -2,16 +2,21 @@
 
 This is the first step of every search: `search.run` calls `load_space` before Ray,
 TensorFlow or MLflow are touched, so a malformed file costs the user milliseconds and
-one line naming ``file:line: key``. The file's keys are `TrialConfig`'s parameters (the
-`augmentation` group is a nested mapping); a key the file leaves out keeps its default.
+one line naming ``file:line: key``. The file's keys are the knobs of `search.parameters`
+(groups such as ``augmentation`` and ``block2`` are nested mappings); a knob the file
+leaves out keeps its default. A knob's value is a plain value (fixed) or a mapping with one
+distribution, optionally with a condition:
 
-A parameter's value is either a plain value (fixed) or a mapping with one distribution:
-
-    optimizer:      {choices: [adam, nadam]}
+    optimizer:      {choices: [adam, sgd]}
     learning_rate:  {loguniform: [1.0e-4, 1.0e-1]}
     dropout:        {uniform: [0.0, 0.5]}
-    conv_blocks:    {int: [1, 3]}              # also: step: 2, or log: true
-    batch_size:     64
+    conv_blocks:    {int: [1, 3]}                # also: step: 2, or log: true
+    batch_size:     {grid: [32, 64]}             # every value, under --algo grid
+    momentum:       {uniform: [0.0, 0.9], when: {optimizer: sgd}}
+    dense_units:    {value: 64, when: {conv_blocks: [1, 2]}}
+
+Top-level settings: ``description`` (text) and ``max_params`` (configs with more
+parameters are rejected before training).
 """
 
 from __future__ import annotations
@@ -25,41 +30,66 @@ from typing import Any
 
 import yaml
 
-from search.config import default_params, parameter_domains
-from search.distributions import Choice, Distribution, Fixed, IntRange, LogUniform, Uniform
-from search.domains import Domain, Names, describe
+from search.distributions import (
+    FINITE,
+    Choice,
+    Distribution,
+    Fixed,
+    Grid,
+    IntRange,
+    LogUniform,
+    Uniform,
+)
+from search.domains import Domain, describe
 from search.errors import SpaceError
+from search.parameters import KNOBS, Condition, Knob
 
 #: The space used when the user names none.
 DEFAULT_SPACE = "default"
 
-#: Top-level keys that are not parameters.
-_SETTINGS_KEYS = ("description",)
+#: Top-level keys that are settings, not knobs.
+_SETTINGS_KEYS = ("description", "max_params")
 
 _RANGE_KEYS = ("uniform", "loguniform", "int")
-_DISTRIBUTION_KEYS = ("choices", *_RANGE_KEYS)
+_DISTRIBUTION_KEYS = ("value", "choices", "grid", *_RANGE_KEYS)
 _INT_OPTIONS = ("step", "log")
+_OPTIONS = (*_INT_OPTIONS, "when")
 
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """A validated search space: one distribution for every `TrialConfig` parameter.
+    """A validated search space: a distribution for every knob that applies, and the
+    conditions under which conditional knobs apply.
 
-    Immutable and cheap to pickle, so it travels to Ray workers as it is.
+    Immutable and cheap to pickle, so it travels to Ray workers and searchers as it is.
     """
 
     distributions: Mapping[str, Distribution]
+    #: Conditions of each conditional knob (the knob's own and the file's), all required.
+    conditions: Mapping[str, tuple[Condition, ...]] = field(default_factory=dict)
     description: str = ""
+    max_params: int | None = None
     path: Path | None = None
-    #: Line of each parameter in the file, for errors found after loading.
+    #: Line of each knob in the file, for errors found after loading.
     lines: Mapping[str, int] = field(default_factory=dict)
 
     def searched(self) -> dict[str, Distribution]:
-        """The parameters the sampler chooses, in file order of the config's fields."""
+        """The knobs the sampler chooses (not fixed), in sampling order."""
         return {n: d for n, d in self.distributions.items() if not isinstance(d, Fixed)}
 
+    def is_grid(self) -> bool:
+        """Whether the file asks for a grid search: it has grid lists, and every searched
+        knob has finitely many values."""
+        searched = self.searched().values()
+        return any(isinstance(d, Grid) for d in searched) and \
+            all(isinstance(d, FINITE) for d in searched)
+
+    def active(self, name: str, params: Mapping[str, Any]) -> bool:
+        """Whether knob `name` applies, given the values sampled so far."""
+        return all(condition.holds(params) for condition in self.conditions.get(name, ()))
+
     def error(self, name: str, message: str) -> SpaceError:
-        """A `SpaceError` pointing at parameter `name` in this space's file."""
+        """A `SpaceError` pointing at knob `name` in this space's file."""
         return SpaceError(message, path=self.path, line=self.lines.get(name), key=name)
 
 
@@ -124,19 +154,24 @@ _Loader.add_implicit_resolver(
     list("-+0123456789"),
 )
 
+_Entries = dict[str, tuple[yaml.Node, yaml.Node]]
+
 
 class _Parser:
     """Walks the YAML node tree, so every message can carry the line of its key."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self.domains = parameter_domains()
         self.lines: dict[str, int] = {}
+        self.when_nodes: dict[str, yaml.Node] = {}
+        self.user_conditions: dict[str, list[Condition]] = {}
         self._constructor = _Loader("")
 
     def fail(self, node: yaml.Node | None, key: str | None, message: str) -> SpaceError:
         line = node.start_mark.line + 1 if node is not None else None
         return SpaceError(message, path=self.path, line=line, key=key)
+
+    # -- the document --------------------------------------------------------------------
 
     def parse(self, text: str) -> SearchSpace:
         try:
@@ -151,67 +186,152 @@ class _Parser:
                              path=self.path, line=1)
         entries = self.mapping(root, key=None, what="a mapping of parameter names")
 
-        distributions: dict[str, Distribution] = {
-            name: Fixed(value) for name, value in default_params().items()
-        }
-        description = ""
-        groups = {name.split(".")[0] for name in self.domains if "." in name}
-        known = sorted(_SETTINGS_KEYS) + sorted({n.split(".")[0] for n in self.domains})
+        given: dict[str, Distribution] = {}
+        settings: dict[str, Any] = {}
+        groups = {k.group for k in KNOBS.values() if k.group}
+        top = [name for name, knob in KNOBS.items() if knob.group is None]
+        known = ", ".join([*_SETTINGS_KEYS, "augmentation", "block1..block8", *top])
         for key, (key_node, value_node) in entries.items():
-            if key == "description":
-                description = self.scalar(value_node, key, str)
+            if key in _SETTINGS_KEYS:
+                settings[key] = self.setting(key, value_node)
             elif key in groups:
-                members = {n.split(".", 1)[1] for n in self.domains if n.startswith(key + ".")}
+                members = sorted(n.split(".", 1)[1] for n in KNOBS if n.startswith(key + "."))
                 group = self.mapping(value_node, key, what=f"a mapping of {key} settings")
                 for sub, (sub_node, sub_value) in group.items():
                     name = f"{key}.{sub}"
-                    if sub not in members:
+                    if name not in KNOBS:
                         raise self.fail(sub_node, name,
-                                        f"unknown key (known: {', '.join(sorted(members))})")
-                    distributions[name] = self.distribution(name, sub_node, sub_value)
-            elif key in self.domains:
-                distributions[key] = self.distribution(key, key_node, value_node)
+                                        f"unknown key (known: {', '.join(members)})")
+                    given[name] = self.distribution(KNOBS[name], sub_node, sub_value)
+            elif key in KNOBS:
+                given[key] = self.distribution(KNOBS[key], key_node, value_node)
             else:
-                raise self.fail(key_node, key, f"unknown key (known: {', '.join(known)})")
-        return SearchSpace(distributions=distributions, description=description,
-                           path=self.path, lines=dict(self.lines))
+                raise self.fail(key_node, key, f"unknown key (known: {known})")
 
-    def mapping(self, node: yaml.Node, key: str | None, what: str
-                ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, key, f"expected {what}, got {self.kind(node)}")
-        entries: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-        for key_node, value_node in node.value:
-            name = self.value(key_node, key)
-            path = f"{key}.{name}" if key else str(name)
-            if not isinstance(name, str):
-                raise self.fail(key_node, path, f"keys must be names, got {describe(name)}")
-            if name in entries:
-                first = entries[name][0].start_mark.line + 1
-                raise self.fail(key_node, path, f"duplicate key (first given on line {first})")
-            entries[name] = (key_node, value_node)
-        return entries
+        distributions: dict[str, Distribution] = {}
+        for name, knob in KNOBS.items():  # sampling order
+            if name in given:
+                distributions[name] = given[name]
+            elif knob.default is not None:
+                distributions[name] = Fixed(knob.default)
+        conditions = self.conditions(distributions, given)
+        return SearchSpace(distributions=_in_sampling_order(distributions, conditions),
+                           conditions=conditions,
+                           description=settings.get("description", ""),
+                           max_params=settings.get("max_params"), path=self.path,
+                           lines=dict(self.lines))
 
-    def distribution(self, name: str, key_node: yaml.Node, node: yaml.Node) -> Distribution:
+    def setting(self, key: str, node: yaml.Node) -> Any:
+        if key == "description":
+            return self.scalar(node, key, str)
+        value = self.scalar(node, key, int)
+        if value < 1:
+            raise self.fail(node, key, f"must be at least 1, got {value}")
+        return value
+
+    # -- conditions ----------------------------------------------------------------------
+
+    def conditions(self, distributions: dict[str, Distribution],
+                   given: dict[str, Distribution]) -> dict[str, tuple[Condition, ...]]:
+        result: dict[str, tuple[Condition, ...]] = {}
+        for name in distributions:
+            own = KNOBS[name].when
+            user = self.user_conditions.get(name, [])
+            if own is not None and name in given:
+                self.reachable(own, distributions, name, self.lines[name], None)
+            for condition in user:
+                node = self.when_nodes[name]
+                target = distributions.get(condition.param)
+                if target is None:  # a per-block knob the file does not set
+                    raise self.fail(node, f"{name}.when",
+                                    f"{condition.param} is not set in this space")
+                self.reachable(condition, distributions, name, None, node)
+            combined = ([own] if own is not None else []) + user
+            if combined:
+                result[name] = tuple(combined)
+        # A condition may read a conditional knob, but never (through others) itself.
+        for name in result:
+            seen, stack = set(), [c.param for c in result[name]]
+            while stack:
+                param = stack.pop()
+                if param == name:
+                    raise self.fail(self.when_nodes.get(name), f"{name}.when",
+                                    "conditions form a cycle")
+                if param not in seen:
+                    seen.add(param)
+                    stack.extend(c.param for c in result.get(param, ()))
+        return result
+
+    def reachable(self, condition: Condition, distributions: dict[str, Distribution],
+                  name: str, line: int | None, node: yaml.Node | None) -> None:
+        """Reject a condition that no sampled value of its knob can satisfy."""
+        target = distributions[condition.param]
+        values = target.extremes()
+        if condition.at_least is not None:
+            ok = max(values) >= condition.at_least
+        elif isinstance(target, FINITE):
+            ok = any(v in condition.values for v in values)
+        else:  # a range: any listed value inside it can occur
+            low, high = values
+            ok = any(low <= v <= high for v in condition.values)
+        if not ok:
+            where = f"{name}.when" if node is not None else name
+            message = (f"applies only when {condition}, and this space's "
+                       f"{condition.param} is {target}")
+            if node is not None:
+                raise self.fail(node, where, message)
+            raise SpaceError(message, path=self.path, line=line, key=where)
+
+    def when(self, name: str, node: yaml.Node) -> list[Condition]:
+        path = f"{name}.when"
+        entries = self.mapping(node, path, what="a mapping of parameter: value(s)")
+        if not entries:
+            raise self.fail(node, path, "empty; name at least one parameter")
+        conditions = []
+        for param, (p_node, v_node) in entries.items():
+            if param not in KNOBS:
+                raise self.fail(p_node, f"{path}.{param}", "unknown parameter")
+            if param == name:
+                raise self.fail(p_node, f"{path}.{param}", "a parameter cannot depend on "
+                                "itself")
+            if isinstance(v_node, yaml.SequenceNode):
+                values = tuple(self.value(item, f"{path}.{param}") for item in v_node.value)
+                if not values:
+                    raise self.fail(v_node, f"{path}.{param}", "empty list")
+            else:
+                values = (self.value(v_node, f"{path}.{param}"),)
+            for value, item in zip(values, v_node.value if isinstance(
+                    v_node, yaml.SequenceNode) else [v_node], strict=True):
+                self.check(KNOBS[param].domain, value, item, f"{path}.{param}")
+            conditions.append(Condition(param, values))
+        return conditions
+
+    # -- one knob ------------------------------------------------------------------------
+
+    def distribution(self, knob: Knob, key_node: yaml.Node, node: yaml.Node) -> Distribution:
+        name = knob.name
         self.lines[name] = key_node.start_mark.line + 1
-        domain = self.domains[name]
+        domain = knob.domain
         if isinstance(node, yaml.SequenceNode):
             raise self.fail(node, name, "a bare list is ambiguous; write {choices: [...]} "
-                            "to search over these values")
+                            "to search over these values, or {grid: [...]} to try each")
         if isinstance(node, yaml.ScalarNode):
             value = self.value(node, name)
             self.check(domain, value, node, name)
             return Fixed(value)
         entries = self.mapping(node, name, what="a value or a distribution")
-        kinds = [k for k in entries if k in _DISTRIBUTION_KEYS]
         for key, (k_node, _) in entries.items():
-            if key not in _DISTRIBUTION_KEYS and key not in _INT_OPTIONS:
+            if key not in _DISTRIBUTION_KEYS and key not in _OPTIONS:
                 raise self.fail(k_node, f"{name}.{key}", "unknown key (known: "
-                                f"{', '.join(_DISTRIBUTION_KEYS + _INT_OPTIONS)})")
+                                f"{', '.join(_DISTRIBUTION_KEYS + _OPTIONS)})")
+        kinds = [k for k in entries if k in _DISTRIBUTION_KEYS]
         if len(kinds) != 1:
             given = f"got {', '.join(kinds)}" if kinds else "got none"
             raise self.fail(node, name, "give exactly one of "
                             f"{', '.join(_DISTRIBUTION_KEYS)} ({given})")
+        if "when" in entries:
+            self.when_nodes[name] = entries["when"][1]
+            self.user_conditions[name] = self.when(name, entries["when"][1])
         kind = kinds[0]
         k_node, v_node = entries[kind]
         path = f"{name}.{kind}"
@@ -219,10 +339,16 @@ class _Parser:
             if option in entries and kind != "int":
                 raise self.fail(entries[option][0], f"{name}.{option}",
                                 f"'{option}' only applies to an int range")
-        if kind == "choices":
-            return self.choices(domain, v_node, path)
-        if isinstance(domain, Names):
-            raise self.fail(k_node, path, f"{name} takes names; use {{choices: [...]}}")
+        if kind == "value":
+            value = self.value(v_node, path)
+            self.check(domain, value, v_node, path)
+            return Fixed(value)
+        if kind in ("choices", "grid"):
+            values = self.choices(domain, v_node, path)
+            return Choice(values) if kind == "choices" else Grid(values)
+        if not domain.numeric:
+            raise self.fail(k_node, path, f"{name} takes {_kind_of(domain)}; use "
+                            "{choices: [...]}")
         if kind == "int" and not domain.integral:
             raise self.fail(k_node, path, f"{name} takes real numbers; use "
                             "{uniform: [low, high]} or {loguniform: [low, high]}")
@@ -239,8 +365,7 @@ class _Parser:
             return LogUniform(float(low), float(high))
         return self.int_range(entries, low, high, name)
 
-    def int_range(self, entries: dict[str, tuple[yaml.Node, yaml.Node]], low: int, high: int,
-                  name: str) -> IntRange:
+    def int_range(self, entries: _Entries, low: int, high: int, name: str) -> IntRange:
         step, log = 1, False
         if "step" in entries:
             step_node = entries["step"][1]
@@ -260,19 +385,19 @@ class _Parser:
                                 f"low must be at least 1 on a log scale, got {low}")
         return IntRange(low, high, step=step, log=log)
 
-    def choices(self, domain: Domain, node: yaml.Node, path: str) -> Choice:
+    def choices(self, domain: Domain, node: yaml.Node, path: str) -> tuple[Any, ...]:
         if not isinstance(node, yaml.SequenceNode):
             raise self.fail(node, path, f"expected a list of values, got {self.kind(node)}")
         if not node.value:
             raise self.fail(node, path, "empty list; give at least one value")
-        values = []
+        values: list[Any] = []
         for item in node.value:
             value = self.value(item, path)
             self.check(domain, value, item, path)
-            if value in values:
+            if any(value == v and type(value) is type(v) for v in values):
                 raise self.fail(item, path, f"{value!r} is listed twice")
             values.append(value)
-        return Choice(tuple(values))
+        return tuple(values)
 
     def bounds(self, node: yaml.Node, path: str, integral: bool) -> tuple[Any, Any]:
         number = "whole numbers" if integral else "numbers"
@@ -290,6 +415,23 @@ class _Parser:
         if low > high:
             raise self.fail(node, path, f"reversed range: low {low} is greater than high {high}")
         return low, high
+
+    # -- plain values --------------------------------------------------------------------
+
+    def mapping(self, node: yaml.Node, key: str | None, what: str) -> _Entries:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, key, f"expected {what}, got {self.kind(node)}")
+        entries: _Entries = {}
+        for key_node, value_node in node.value:
+            name = self.value(key_node, key)
+            path = f"{key}.{name}" if key else str(name)
+            if not isinstance(name, str):
+                raise self.fail(key_node, path, f"keys must be names, got {describe(name)}")
+            if name in entries:
+                first = entries[name][0].start_mark.line + 1
+                raise self.fail(key_node, path, f"duplicate key (first given on line {first})")
+            entries[name] = (key_node, value_node)
+        return entries
 
     def scalar(self, node: yaml.Node, path: str, kind: type) -> Any:
         value = self.value(node, path)
@@ -314,3 +456,22 @@ class _Parser:
         if isinstance(node, yaml.SequenceNode):
             return "a list"
         return "a value"
+
+
+def _kind_of(domain: Domain) -> str:
+    return "names" if hasattr(domain, "names") else "true or false"
+
+
+def _in_sampling_order(distributions: dict[str, Distribution],
+                       conditions: dict[str, tuple[Condition, ...]]) -> dict[str, Distribution]:
+    """Knobs ordered so each comes after every knob its conditions read (stable otherwise)."""
+    ordered: dict[str, Distribution] = {}
+    pending = list(distributions)
+    while pending:
+        ready = [n for n in pending
+                 if all(c.param in ordered or c.param not in distributions
+                        for c in conditions.get(n, ()))]
+        for name in ready:
+            ordered[name] = distributions[name]
+        pending = [n for n in pending if n not in ordered]
+    return ordered

@@ -138,13 +138,13 @@ class SearchTracker:
                     tags={TAG_SEARCH: settings.name, TAG_ROLE: "search",
                           "mlflow.note.content": space.description}).info.run_id
                 params = {f"settings.{k}": v for k, v in settings.to_params().items()}
-                params.update({f"space.{name}": str(dist)
-                               for name, dist in space.distributions.items()})
+                params.update({f"space.{name}": _describe_knob(space, name)
+                               for name in space.distributions})
                 params.update({"data.name": data.name, "data.input_shape":
                                "x".join(map(str, data.input_shape)),
                                "data.classes": data.num_classes,
                                **{f"data.{k}_examples": v for k, v in data.sizes().items()},
-                               "algorithm": "optuna-tpe", "scheduler": "asha"})
+                               "scheduler": "asha"})
                 self._log_params(run_id, params)
                 if space.path is not None:
                     self.client.log_artifact(run_id, str(space.path), artifact_path="space")
@@ -154,7 +154,8 @@ class SearchTracker:
         return run_id
 
     def finish_search(self, best: TrialResult, test_metrics: dict[str, float], model: Any,
-                      example_images: np.ndarray, model_name: str) -> RegisteredModel:
+                      example_images: np.ndarray, model_name: str, *,
+                      skipped_configs: int = 0) -> RegisteredModel:
         """Log the search's result on the parent run, log and register the best model,
         point the ``champion`` alias at it, and close the parent run."""
         run_id = self._require_parent()
@@ -167,6 +168,7 @@ class SearchTracker:
             self.client.log_batch(run_id, metrics=[
                 Metric("best_val_accuracy", float(best.best_val_accuracy or 0.0),
                        _now_ms(), 0),
+                Metric("skipped_configs", float(skipped_configs), _now_ms(), 0),
                 *(Metric(k, float(v), _now_ms(), 0) for k, v in test_metrics.items()),
             ])
             registered = self._log_model(run_id, model, example_images, model_name)
@@ -338,6 +340,12 @@ def _model_requirements() -> list[str]:
         except metadata.PackageNotFoundError:
             requirements.append(package)
     return requirements
+
+
+def _describe_knob(space: SearchSpace, name: str) -> str:
+    conditions = space.conditions.get(name, ())
+    when = f" when {' and '.join(map(str, conditions))}" if conditions else ""
+    return f"{space.distributions[name]}{when}"
 
 
 def _param_value(value: Any) -> str:

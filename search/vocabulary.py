@@ -44,8 +44,12 @@ BIAS_INITIALIZERS: tuple[str, ...] = tuple(
     name for name in KERNEL_INITIALIZERS if name != "orthogonal"
 )
 
-#: Pooling after each conv block; maps to MaxPooling2D and AveragePooling2D.
-POOLINGS: tuple[str, ...] = ("max", "average")
+#: Pooling that ends a conv block: MaxPooling2D, AveragePooling2D (2x2, stride 2), none,
+#: or GlobalAveragePooling2D (which ends the conv stack, so only in the last block).
+POOLINGS: tuple[str, ...] = ("max", "average", "none", "global")
+
+#: Conv2D padding modes.
+PADDINGS: tuple[str, ...] = ("same", "valid")
 
 #: RandomFlip modes, plus "none" for no flipping.
 FLIP_MODES: tuple[str, ...] = ("none", "horizontal", "vertical", "horizontal_and_vertical")

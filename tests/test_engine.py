@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from search.engine import plan_resources, run_search
@@ -54,10 +56,10 @@ class Recorder:
         self.events.append(("ended", result.trial_id, result))
 
 
-TINY_SPACE = """
+MIXED_SPACE = """
 optimizer: adam
 learning_rate: {loguniform: [3.0e-3, 1.0e-2]}
-conv_blocks: {choices: [1, 4]}   # 4 blocks cannot fit 8x8 images: those trials fail
+conv_blocks: {choices: [1, 4]}   # 4 blocks cannot fit 8x8 images: rejected when sampled
 filters: 8
 dense_units: 16
 batch_size: 32
@@ -65,24 +67,19 @@ batch_size: 32
 
 
 @pytest.mark.slow
-def test_search_isolates_failed_trials_and_reports_every_event(small_digits, tmp_path):
-    space = parse_space(TINY_SPACE)
-    settings = SearchSettings(name="engine-test", trials=4, max_epochs=3, grace_epochs=3,
+def test_infeasible_configs_never_start_and_every_event_is_reported(small_digits, tmp_path):
+    space = parse_space(MIXED_SPACE)
+    settings = SearchSettings(name="engine-test", trials=3, max_epochs=3, grace_epochs=3,
                               patience=3, cpus=2, seed=3, storage=tmp_path / "ray")
     recorder = Recorder()
     outcome = run_search(space, small_digits, settings, observers=[recorder])
 
-    assert len(outcome.trials) == 4
-    statuses = {t.trial_id: t.status for t in outcome.trials}
-    failed = [t for t in outcome.trials if t.status == "failed"]
-    done = [t for t in outcome.trials if t.status == "completed"]
-    assert failed and done, statuses  # seed 3 samples both depths
-    for trial in failed:
-        assert trial.params["conv_blocks"] == 4
-        assert trial.error.startswith("ArchitectureError: 4 conv blocks need")
-    for trial in done:
+    assert len(outcome.trials) == 3
+    for trial in outcome.trials:
         assert trial.params["conv_blocks"] == 1
-        assert trial.epochs == 3
+        assert trial.status == "completed" and trial.epochs == 3
+    assert sum(outcome.infeasible.values()) >= 1  # seed 3 draws some 4-block configs
+    assert all("block4_pool: 2x2 pooling needs" in reason for reason in outcome.infeasible)
 
     # Events: each trial starts once, before its epochs, and ends once, last.
     for trial in outcome.trials:
@@ -91,22 +88,39 @@ def test_search_isolates_failed_trials_and_reports_every_event(small_digits, tmp
         assert sum(e[0] == "ended" for e in mine) == 1
         epochs = [e[2] for e in mine if e[0] == "epoch"]
         assert epochs == list(range(1, trial.epochs + 1))
-        if trial.status == "completed":
-            assert any(e[0] == "checkpoint" for e in mine)
+        assert any(e[0] == "checkpoint" for e in mine)
 
-    assert outcome.best in done
-    assert outcome.best.best_val_accuracy == max(t.best_val_accuracy for t in done)
+    assert outcome.best.best_val_accuracy == max(t.best_val_accuracy for t in outcome.trials)
     assert (outcome.best_checkpoint / CHECKPOINT_FILE).is_file()
 
 
 @pytest.mark.slow
 def test_search_where_every_trial_fails_says_why(small_digits, tmp_path):
-    space = parse_space("conv_blocks: 4\n")
+    # Pixels near float32's limit overflow every model: each trial's loss diverges.
+    overflowing = dataclasses.replace(small_digits,
+                                      x_train=small_digits.x_train * np.float32(1e37))
+    space = parse_space("conv_blocks: 1\nfilters: 4\n")
     settings = SearchSettings(name="all-fail", trials=2, max_epochs=2, grace_epochs=1,
                               cpus=2, storage=tmp_path / "ray")
+    recorder = Recorder()
     with pytest.raises(SearchFailed, match=r"none of the 2 trials produced a model; first "
-                                           r"error: ArchitectureError: 4 conv blocks"):
-        run_search(space, small_digits, settings)
+                                           r"error: TrainingError: loss became NaN"):
+        run_search(space, overflowing, settings, observers=[recorder])
+    ended = [e[2] for e in recorder.events if e[0] == "ended"]
+    assert [r.status for r in ended] == ["failed", "failed"]
+
+
+@pytest.mark.slow
+def test_grid_search_runs_each_feasible_point_once(small_digits, tmp_path):
+    space = parse_space("conv_blocks: {grid: [1, 4]}\nfilters: 4\ndense_units: 8\n"
+                        "batch_size: {grid: [32, 64]}\nlearning_rate: 0.01\n")
+    assert space.is_grid()
+    settings = SearchSettings(name="grid", algorithm="grid", max_epochs=1, grace_epochs=1,
+                              cpus=2, storage=tmp_path / "ray")
+    outcome = run_search(space, small_digits, settings)
+    visited = sorted((t.params["conv_blocks"], t.params["batch_size"]) for t in outcome.trials)
+    assert visited == [(1, 32), (1, 64)]  # the two 4-block points cannot fit 8x8
+    assert sum(outcome.infeasible.values()) == 2
 
 
 def test_pickled_callback_reports_to_the_observers_of_the_current_driver():

@@ -14,9 +14,9 @@ from search.vocabulary import OPTIMIZERS
 SHAPE = (8, 8, 1)
 
 
-def _build(**kwargs) -> keras.Model:
+def _build(**params) -> keras.Model:
     keras.utils.set_random_seed(0)
-    return build_model(TrialConfig(**kwargs), SHAPE, 10, value_scale=16.0)
+    return build_model(TrialConfig.from_params(params), SHAPE, 10, value_scale=16.0)
 
 
 def _layers(model, kind):
@@ -32,9 +32,10 @@ def test_outputs_one_probability_per_class():
 
 @pytest.mark.parametrize("blocks", [1, 2, 3])
 def test_conv_blocks_filters_kernel_and_pooling(blocks):
-    model = _build(conv_blocks=blocks, filters=8, kernel_size=5, pooling="average")
+    model = _build(conv_blocks=blocks, filters=8, kernel_size=5, pooling="average",
+                   convs_per_block=2)
     convs = _layers(model, keras.layers.Conv2D)
-    assert len(convs) == blocks
+    assert len(convs) == 2 * blocks
     assert all(c.filters == 8 and c.kernel_size == (5, 5) for c in convs)
     assert len(_layers(model, keras.layers.AveragePooling2D)) == blocks
     assert not _layers(model, keras.layers.MaxPooling2D)
@@ -59,9 +60,9 @@ def test_initializers_are_applied_to_every_weight_layer():
 
 def test_kernel_initializer_changes_the_weights():
     zeros = _build(kernel_initializer="zeros")
-    assert not np.any(keras.ops.convert_to_numpy(zeros.get_layer("conv1").kernel))
+    assert not np.any(keras.ops.convert_to_numpy(zeros.get_layer("block1_conv1").kernel))
     he = _build(kernel_initializer="he_normal")
-    assert np.std(keras.ops.convert_to_numpy(he.get_layer("conv1").kernel)) > 0.1
+    assert np.std(keras.ops.convert_to_numpy(he.get_layer("block1_conv1").kernel)) > 0.1
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
@@ -77,8 +78,26 @@ def test_model_rescales_raw_pixels_itself():
     assert model.get_layer("rescale").scale == pytest.approx(1 / 16)
 
 
+def test_sgd_momentum_and_nesterov_are_applied():
+    model = _build(optimizer="sgd", learning_rate=0.1, momentum=0.8, nesterov=True)
+    assert model.optimizer.momentum == pytest.approx(0.8)
+    assert model.optimizer.nesterov is True
+    assert _build(optimizer="rmsprop", momentum=0.5).optimizer.momentum == pytest.approx(0.5)
+
+
+def test_strides_padding_global_pooling_and_per_block_overrides():
+    model = _build(conv_blocks=2, filters=6, filters_growth=2.0, stride=2, padding="valid",
+                   kernel_size=2, pooling="none", **{"block2.pooling": "global"})
+    assert model.get_layer("block1_conv1").strides == (2, 2)
+    assert model.get_layer("block1_conv1").padding == "valid"
+    assert model.get_layer("block2_conv1").filters == 12
+    assert isinstance(model.get_layer("block2_pool"), keras.layers.GlobalAveragePooling2D)
+    assert "block1_pool" not in {layer.name for layer in model.layers}
+    assert "flatten" not in {layer.name for layer in model.layers}
+
+
 def test_too_deep_for_the_image_is_an_architecture_error():
-    with pytest.raises(ArchitectureError, match="4 conv blocks"):
+    with pytest.raises(ArchitectureError, match="block4_pool: 2x2 pooling"):
         _build(conv_blocks=4)
 
 
@@ -87,12 +106,13 @@ def test_no_augmentation_layers_when_all_off():
 
 
 def test_augmentation_changes_training_batches_not_inference():
-    augmentation = Augmentation(flip="horizontal", rotation=0.1, zoom=0.2, translation=0.2)
-    model = _build(augmentation=augmentation)
+    model = _build(**{"augmentation.flip": "horizontal", "augmentation.rotation": 0.1,
+                      "augmentation.zoom": 0.2, "augmentation.translation": 0.2,
+                      "augmentation.contrast": 0.3})
     names = {layer.name for layer in model.layers}
-    assert {"flip", "rotation", "zoom", "translation"} <= names
+    assert {"flip", "rotation", "zoom", "translation", "contrast"} <= names
 
-    augmented = keras.Model(model.input, model.get_layer("translation").output)
+    augmented = keras.Model(model.input, model.get_layer("contrast").output)
     rescaled = keras.Model(model.input, model.get_layer("rescale").output)
     images = np.random.default_rng(1).uniform(0, 16, (16, *SHAPE)).astype("float32")
     train_view = keras.ops.convert_to_numpy(augmented(images, training=True))

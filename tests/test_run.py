@@ -43,8 +43,11 @@ def test_help_documents_every_flag(tmp_path):
     (["--space", "nope.yaml"], None, "space file not found: nope.yaml"),
     (["--space", "s.yaml"], "optimizer: {choices: [adamw2]}\n",
      "s.yaml:1: optimizer.choices: 'adamw2' is not a Keras optimizer"),
-    (["--space", "s.yaml"], "description: x\nconv_blocks: {int: [1, 6]}\n",
-     "s.yaml:2: conv_blocks: 6 conv blocks need images of at least 64x64, but these are 8x8"),
+    (["--space", "s.yaml"], "description: x\nconv_blocks: {int: [4, 6]}\n",
+     "s.yaml: none of 500 sampled configs can be trained on 8x8x1 images; most often: "
+     "block4_pool: 2x2 pooling needs a feature map of at least 2x2"),
+    (["--space", "s.yaml", "--algo", "grid"], "learning_rate: {loguniform: [0.001, 0.1]}\n",
+     "--algo grid needs finitely many values, but learning_rate is a range"),
     (["--data-limit", "5"], None, "--data-limit 5 is too small"),
 ])
 def test_user_errors_are_one_line_without_traceback(tmp_path, args, space, pattern):

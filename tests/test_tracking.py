@@ -33,7 +33,7 @@ PARAMS = TrialConfig().to_params()
 @pytest.fixture
 def tracker(tracking_uri, digits) -> SearchTracker:
     tracker = SearchTracker(tracking_uri, "tests")
-    tracker.start_search(SearchSettings(name="s1"), load_space("default"), digits)
+    tracker.start_search(SearchSettings(name="s1", trials=5), load_space("default"), digits)
     return tracker
 
 
@@ -53,7 +53,8 @@ def test_tracking_uri_flag_then_environment_then_default(monkeypatch):
 def test_parent_run_holds_settings_space_and_data(tracker, tracking_uri):
     run = MlflowClient(tracking_uri).get_run(tracker.parent_run_id)
     assert run.info.run_name == "s1"
-    assert run.data.params["settings.trials"] == str(SearchSettings().trials)
+    assert run.data.params["settings.trials"] == "5"
+    assert run.data.params["settings.algorithm"] == "tpe"
     assert run.data.params["space.optimizer"].startswith("choice of 'sgd'")
     assert run.data.params["data.input_shape"] == "8x8x1"
     artifacts = {a.path for a in MlflowClient(tracking_uri).list_artifacts(run.info.run_id,
@@ -135,7 +136,7 @@ def test_finish_search_registers_the_champion(tracker, tracking_uri, digits, mon
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     keras.utils.set_random_seed(0)
-    config = TrialConfig(conv_blocks=1, filters=4, dense_units=8)
+    config = TrialConfig.from_params({"conv_blocks": 1, "filters": 4, "dense_units": 8})
     model = build_model(config, digits.input_shape, digits.num_classes, digits.value_scale)
     best = TrialResult("t1", config.to_params(), "completed", 2, 0.9)
     registered = tracker.finish_search(best, {"test_accuracy": 0.88, "test_loss": 0.4}, model,

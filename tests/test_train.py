@@ -25,7 +25,8 @@ from search.train import (
 def _model(data, **kwargs):
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
-    config = TrialConfig(**{"conv_blocks": 1, "filters": 8, "dense_units": 16, **kwargs})
+    config = TrialConfig.from_params({"conv_blocks": 1, "filters": 8, "dense_units": 16,
+                                      **kwargs})
     return config, build_model(config, data.input_shape, data.num_classes, data.value_scale)
 
 

@@ -74,7 +74,7 @@ def test_search_recorded_through_the_tracking_server(mlflow_server, small_digits
     tracker.trial_ended(TrialResult("t1", params, "completed", 1, 0.5))
 
     keras.utils.set_random_seed(0)
-    config = TrialConfig(conv_blocks=1, filters=4, dense_units=8)
+    config = TrialConfig.from_params({"conv_blocks": 1, "filters": 4, "dense_units": 8})
     model = build_model(config, small_digits.input_shape, 10, small_digits.value_scale)
     registered = tracker.finish_search(TrialResult("t1", config.to_params(), "completed", 1,
                                                    0.5), {"test_accuracy": 0.5}, model,
