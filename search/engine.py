@@ -141,6 +141,7 @@ def run_search(space: SearchSpace, data: Dataset, settings: SearchSettings,
                 num_samples=budget,
                 max_concurrent_trials=resources.concurrency,
                 trial_dirname_creator=_trial_dirname,
+                reuse_actors=True,
             ),
             run_config=tune.RunConfig(
                 name=settings.name,

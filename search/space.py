@@ -15,8 +15,9 @@ distribution, optionally with a condition:
     momentum:       {uniform: [0.0, 0.9], when: {optimizer: sgd}}
     dense_units:    {value: 64, when: {conv_blocks: [1, 2]}}
 
-Top-level settings: ``description`` (text) and ``max_params`` (configs with more
-parameters are rejected before training).
+Top-level settings: ``description`` (text), ``max_params`` (configs with more
+parameters are rejected before training) and ``input_shape`` ([height, width, channels]
+the space was written for; ``python -m search.space check`` uses it).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from search.parameters import KNOBS, Condition, Knob
 DEFAULT_SPACE = "default"
 
 #: Top-level keys that are settings, not knobs.
-_SETTINGS_KEYS = ("description", "max_params")
+_SETTINGS_KEYS = ("description", "max_params", "input_shape")
 
 _RANGE_KEYS = ("uniform", "loguniform", "int")
 _DISTRIBUTION_KEYS = ("value", "choices", "grid", *_RANGE_KEYS)
@@ -69,6 +70,8 @@ class SearchSpace:
     conditions: Mapping[str, tuple[Condition, ...]] = field(default_factory=dict)
     description: str = ""
     max_params: int | None = None
+    #: The image shape (height, width, channels) the space was written for, if it says.
+    input_shape: tuple[int, int, int] | None = None
     path: Path | None = None
     #: Line of each knob in the file, for errors found after loading.
     lines: Mapping[str, int] = field(default_factory=dict)
@@ -218,12 +221,20 @@ class _Parser:
         return SearchSpace(distributions=_in_sampling_order(distributions, conditions),
                            conditions=conditions,
                            description=settings.get("description", ""),
-                           max_params=settings.get("max_params"), path=self.path,
+                           max_params=settings.get("max_params"),
+                           input_shape=settings.get("input_shape"), path=self.path,
                            lines=dict(self.lines))
 
     def setting(self, key: str, node: yaml.Node) -> Any:
         if key == "description":
             return self.scalar(node, key, str)
+        if key == "input_shape":
+            if not isinstance(node, yaml.SequenceNode) or len(node.value) != 3:
+                raise self.fail(node, key, "expected [height, width, channels]")
+            sides = tuple(self.scalar(item, key, int) for item in node.value)
+            if min(sides) < 1:
+                raise self.fail(node, key, f"sides must be at least 1, got {list(sides)}")
+            return sides
         value = self.scalar(node, key, int)
         if value < 1:
             raise self.fail(node, key, f"must be at least 1, got {value}")
@@ -475,3 +486,11 @@ def _in_sampling_order(distributions: dict[str, Distribution],
             ordered[name] = distributions[name]
         pending = [n for n in pending if n not in ordered]
     return ordered
+
+
+if __name__ == "__main__":
+    import sys
+
+    from search.space_check import main
+
+    sys.exit(main())

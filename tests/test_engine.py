@@ -11,7 +11,7 @@ import pytest
 from search.engine import plan_resources, run_search
 from search.errors import SearchFailed, SettingsError
 from search.settings import SearchSettings
-from search.space import parse_space
+from search.space import load_space, parse_space
 from search.train import CHECKPOINT_FILE
 
 
@@ -34,6 +34,16 @@ def test_more_gpus_than_the_cluster_has_is_a_settings_error():
     with pytest.raises(SettingsError, match=r"--gpus-per-trial 1 asks for more GPUs than "
                                             r"Ray sees \(0\)"):
         plan_resources(SearchSettings(gpus_per_trial=1), {"CPU": 2})
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray instance for this module's searches (the engine joins a running one)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
 
 
 class Recorder:
@@ -67,7 +77,8 @@ batch_size: 32
 
 
 @pytest.mark.slow
-def test_infeasible_configs_never_start_and_every_event_is_reported(small_digits, tmp_path):
+def test_infeasible_configs_never_start_and_every_event_is_reported(small_digits, tmp_path,
+                                                                  local_ray):
     space = parse_space(MIXED_SPACE)
     settings = SearchSettings(name="engine-test", trials=3, max_epochs=3, grace_epochs=3,
                               patience=3, cpus=2, seed=3, storage=tmp_path / "ray")
@@ -95,7 +106,7 @@ def test_infeasible_configs_never_start_and_every_event_is_reported(small_digits
 
 
 @pytest.mark.slow
-def test_search_where_every_trial_fails_says_why(small_digits, tmp_path):
+def test_search_where_every_trial_fails_says_why(small_digits, tmp_path, local_ray):
     # Pixels near float32's limit overflow every model: each trial's loss diverges.
     overflowing = dataclasses.replace(small_digits,
                                       x_train=small_digits.x_train * np.float32(1e37))
@@ -111,7 +122,7 @@ def test_search_where_every_trial_fails_says_why(small_digits, tmp_path):
 
 
 @pytest.mark.slow
-def test_grid_search_runs_each_feasible_point_once(small_digits, tmp_path):
+def test_grid_search_runs_each_feasible_point_once(small_digits, tmp_path, local_ray):
     space = parse_space("conv_blocks: {grid: [1, 4]}\nfilters: 4\ndense_units: 8\n"
                         "batch_size: {grid: [32, 64]}\nlearning_rate: 0.01\n")
     assert space.is_grid()
@@ -138,3 +149,18 @@ def test_pickled_callback_reports_to_the_observers_of_the_current_driver():
         assert restored.observers == [recorder]
     finally:
         _ACTIVE_OBSERVERS.pop("resumable")
+
+
+@pytest.mark.slow
+def test_same_seed_and_one_trial_at_a_time_samples_the_same_configs(small_digits, tmp_path,
+                                                                   local_ray):
+    space = load_space("default")
+
+    def sampled(seed: int, name: str) -> list[dict]:
+        settings = SearchSettings(name=name, trials=3, max_epochs=1, grace_epochs=1,
+                                  concurrency=1, cpus=2, seed=seed, storage=tmp_path / "ray")
+        return [t.params for t in run_search(space, small_digits, settings).trials]
+
+    first = sampled(5, "seed5-a")
+    assert sampled(5, "seed5-b") == first
+    assert sampled(6, "seed6") != first

@@ -23,7 +23,8 @@ MALFORMED = [
     ("optimizer: {choices: [adam, adamw2]}\n", 1, "optimizer.choices",
      r"'adamw2' is not a Keras optimizer \(known: sgd, .*nadam"),
     ("optimizer: adam\nlearning_rat: 0.1\n", 2, "learning_rat",
-     r"unknown key \(known: description, max_params, augmentation, block1..block8, "
+     r"unknown key \(known: description, max_params, input_shape, augmentation, "
+     r"block1..block8, "
      r"optimizer, learning_rate"),
     ("augmentation:\n  flip: none\n  spin: 0.1\n", 3, "augmentation.spin",
      r"unknown key \(known: contrast, flip, rotation, translation, zoom\)"),
@@ -103,6 +104,8 @@ MALFORMED = [
      r"block2.filters is not set in this space"),
     # Settings and the other distribution kinds.
     ("max_params: 0\n", 1, "max_params", r"must be at least 1, got 0"),
+    ("input_shape: 28x28x1\n", 1, "input_shape", r"expected \[height, width, channels\]"),
+    ("input_shape: [28, 0, 1]\n", 1, "input_shape", r"sides must be at least 1, got \[28, 0, 1\]"),
     ("max_params: lots\n", 1, "max_params", r"expected int, got 'lots' \(str\)"),
     ("nesterov: maybe\n", 1, "nesterov", r"expected true or false, got 'maybe' \(str\)"),
     ("nesterov: {uniform: [0, 1]}\n", 1, "nesterov.uniform",
