@@ -23,7 +23,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +37,13 @@ from ray.tune.search.optuna import OptunaSearch
 from search.config import TrialConfig
 from search.data import Dataset
 from search.errors import SearchError, SearchFailed, SettingsError
-from search.observers import SearchObserver, TrialResult
+from search.metrics import EPOCH_METRICS, LATENCY, MONITOR, OBJECTIVE, PARAMS
+from search.objectives import OBJECTIVES, choose_best, pareto_front, worst_values
+from search.observers import SearchObserver, SearchOutcome, TrialResult
 from search.sampling import grid_points, infeasibility, suggest_params
 from search.settings import SearchSettings
 from search.space import SearchSpace
-from search.train import EPOCH_METRICS, MONITOR, OBJECTIVE, EpochReport
+from search.train import EpochReport
 
 logger = logging.getLogger(__name__)
 
@@ -65,23 +67,6 @@ _WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 #: a crash), so the warning about their frequency is noise.
 _QUIET_TUNE_ENV = {"RAY_AIR_NEW_OUTPUT": "0",
                    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
-
-
-@dataclass(frozen=True)
-class SearchOutcome:
-    """What a finished search produced."""
-
-    #: Every trial, in the order they started.
-    trials: list[TrialResult]
-    #: The trial with the highest validation accuracy.
-    best: TrialResult
-    #: Directory holding the best trial's best-epoch checkpoint.
-    best_checkpoint: Path
-    #: Where Ray Tune keeps this search's state and results.
-    experiment_path: str
-    #: Sampled configs that were never trained, by reason (model cannot take the data,
-    #: or more parameters than the space's max_params).
-    infeasible: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True)
@@ -124,7 +109,7 @@ def run_search(space: SearchSpace, data: Dataset, settings: SearchSettings,
                     resources.cpus, resources.gpus, resources.concurrency)
         trainable = tune.with_resources(
             tune.with_parameters(_run_trial, data=data, settings=settings,
-                                 cpu_threads=resources.cpus),
+                                 cpu_threads=resources.cpus, objectives=space.objectives),
             {"cpu": resources.cpus, "gpu": resources.gpus},
         )
         callback = _ObserverCallback(settings.name)
@@ -163,7 +148,7 @@ def run_search(space: SearchSpace, data: Dataset, settings: SearchSettings,
             raise SearchFailed(f"Ray Tune stopped the search: {exc}") from exc
         finally:
             _ACTIVE_OBSERVERS.pop(settings.name, None)
-        return _outcome(grid, callback.results(), infeasible)
+        return _outcome(grid, callback.results(), infeasible, space)
 
 
 def plan_resources(settings: SearchSettings, cluster: dict[str, float],
@@ -190,7 +175,7 @@ def plan_resources(settings: SearchSettings, cluster: dict[str, float],
 
 
 def _run_trial(params: dict[str, Any], *, data: Dataset, settings: SearchSettings,
-               cpu_threads: int) -> None:
+               cpu_threads: int, objectives: tuple[str, ...]) -> None:
     """One trial, inside a Ray worker: build, train, report each epoch to Tune."""
     from search.train import configure_tensorflow
 
@@ -198,17 +183,20 @@ def _run_trial(params: dict[str, Any], *, data: Dataset, settings: SearchSetting
     import keras
 
     from search.model import build_model
-    from search.train import train
+    from search.train import inference_latency_ms, train
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(settings.seed)
     config = TrialConfig.from_params(params)
     model = build_model(config, data.input_shape, data.num_classes, data.value_scale)
+    size: dict[str, float] = {PARAMS: float(model.count_params())}
+    if "latency_ms" in objectives:  # timing costs a little; only when it is optimised
+        size[LATENCY] = inference_latency_ms(model, data.x_val)
 
     def report(epoch: EpochReport) -> None:
         checkpoint = (tune.Checkpoint.from_directory(epoch.checkpoint_dir)
                       if epoch.checkpoint_dir else None)
-        tune.report({**epoch.metrics, "epoch": epoch.epoch, _LAST_EPOCH: epoch.last},
+        tune.report({**epoch.metrics, **size, "epoch": epoch.epoch, _LAST_EPOCH: epoch.last},
                     checkpoint=checkpoint)
 
     with tempfile.TemporaryDirectory(prefix="convsearch-trial-") as workdir:
@@ -217,8 +205,12 @@ def _run_trial(params: dict[str, Any], *, data: Dataset, settings: SearchSetting
 
 
 def _optuna_searcher(space: SearchSpace, settings: SearchSettings) -> OptunaSearch:
-    return OptunaSearch(space=functools.partial(suggest_params, space), metric=OBJECTIVE,
-                        mode="max", sampler=_sampler(settings.algorithm, settings.seed, space))
+    metrics = [OBJECTIVES[name].metric for name in space.objectives]
+    modes = [OBJECTIVES[name].mode for name in space.objectives]
+    if len(metrics) == 1:  # a single metric keeps Optuna's per-epoch reports
+        metrics, modes = metrics[0], modes[0]
+    return OptunaSearch(space=functools.partial(suggest_params, space), metric=metrics,
+                        mode=modes, sampler=_sampler(settings.algorithm, settings.seed, space))
 
 
 def _sampler(algorithm: str, seed: int, space: SearchSpace) -> optuna.samplers.BaseSampler:
@@ -242,6 +234,9 @@ def _sampler(algorithm: str, seed: int, space: SearchSpace) -> optuna.samplers.B
     if importlib.util.find_spec(module) is None:
         raise SettingsError(f"--algo {algorithm} needs the {module} package ({how})")
     if algorithm == "cmaes":
+        if len(space.objectives) > 1:
+            raise SettingsError("--algo cmaes optimises one objective; this space has "
+                                f"{len(space.objectives)} ({', '.join(space.objectives)})")
         # Categorical knobs fall back to independent sampling; that is expected here.
         return samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     return samplers.GPSampler(seed=seed)
@@ -318,7 +313,7 @@ class _FeasibleSearcher(Searcher):
                 self._probe[trial_id] = probe
                 return params
             self.rejected[problem] += 1
-            self.inner.on_trial_complete(probe, result={self.inner.metric: 0.0})
+            self.inner.on_trial_complete(probe, result=worst_values(self.space.objectives))
         raise SearchFailed(f"{self.MAX_DRAWS} configs in a row could not be trained on "
                            f"{'x'.join(map(str, self.input_shape))} images; the last: "
                            f"{problem}")
@@ -386,14 +381,15 @@ def _ray_session(settings: SearchSettings, *, verbose: bool) -> Iterator[None]:
         ray.shutdown()
 
 
-def _outcome(grid: tune.ResultGrid, trials: list[TrialResult],
-             infeasible: Counter[str]) -> SearchOutcome:
+def _outcome(grid: tune.ResultGrid, trials: list[TrialResult], infeasible: Counter[str],
+             space: SearchSpace) -> SearchOutcome:
     scored = [t for t in trials if t.status != "failed" and t.best_val_accuracy is not None]
     if not scored:
         errors = [t.error for t in trials if t.error]
         detail = f"; first error: {errors[0]}" if errors else ""
         raise SearchFailed(f"none of the {len(trials)} trials produced a model{detail}")
-    best = max(scored, key=lambda t: t.best_val_accuracy)  # first of equals: earliest
+    best = choose_best(scored, space.objectives, space.trade_off)
+    pareto = pareto_front(scored, space.objectives) if len(space.objectives) > 1 else []
     checkpoints = {r.metrics.get("trial_id"): r.checkpoint for r in grid if r.metrics}
     checkpoint = checkpoints.get(best.trial_id)
     if checkpoint is None:
@@ -401,7 +397,8 @@ def _outcome(grid: tune.ResultGrid, trials: list[TrialResult],
     # Storage is a local folder today (`--storage`); remote storage will need
     # `checkpoint.to_directory()` here.
     return SearchOutcome(trials=trials, best=best, best_checkpoint=Path(checkpoint.path),
-                         experiment_path=grid.experiment_path, infeasible=infeasible)
+                         experiment_path=grid.experiment_path, infeasible=infeasible,
+                         pareto=pareto)
 
 
 def _error_message(trial: Any) -> str:
@@ -444,7 +441,8 @@ class _ObserverCallback(tune.Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
-        metrics = {k: float(result[k]) for k in (*EPOCH_METRICS, OBJECTIVE) if k in result}
+        metrics = {k: float(result[k]) for k in (*EPOCH_METRICS, OBJECTIVE, PARAMS, LATENCY)
+                   if k in result}
         if MONITOR not in metrics:
             return
         for observer in self.observers:
@@ -474,6 +472,7 @@ class _ObserverCallback(tune.Callback):
             epochs=int(last.get("training_iteration", 0) or 0),
             best_val_accuracy=last.get(OBJECTIVE),
             error=error,
+            values={k: float(last[k]) for k in (OBJECTIVE, PARAMS, LATENCY) if k in last},
         )
         self._results[trial.trial_id] = result
         for observer in self.observers:

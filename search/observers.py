@@ -8,7 +8,8 @@ the driver restarts and resumes a search), so each must handle repeats idempoten
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -30,6 +31,28 @@ class TrialResult:
     epochs: int
     best_val_accuracy: float | None
     error: str | None = None
+    #: The trial's last reported objective values by metric name (best_val_accuracy,
+    #: params, latency_ms where measured).
+    values: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """What a finished search produced."""
+
+    #: Every trial, in the order they started.
+    trials: list[TrialResult]
+    #: The trial with the highest validation accuracy.
+    best: TrialResult
+    #: Directory holding the best trial's best-epoch checkpoint.
+    best_checkpoint: Path
+    #: Where Ray Tune keeps this search's state and results.
+    experiment_path: str
+    #: Sampled configs that were never trained, by reason (model cannot take the data,
+    #: or more parameters than the space's max_params).
+    infeasible: Counter[str] = field(default_factory=Counter)
+    #: With several objectives: the trials no other trial beats on all of them.
+    pareto: list[TrialResult] = field(default_factory=list)
 
 
 class SearchObserver(Protocol):

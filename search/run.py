@@ -28,7 +28,8 @@ from search.errors import SearchError, SettingsError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from search.engine import SearchOutcome
+    from search.observers import SearchOutcome
+    from search.space import SearchSpace
     from search.tracking import RegisteredModel, SearchTracker
 
 #: Exit status for user errors (bad flags, bad files, unusable data) and interruptions.
@@ -181,22 +182,22 @@ def _search(args: argparse.Namespace) -> int:
                                  verbose=args.verbose)
         model = load_checkpoint(outcome.best_checkpoint)
         test_metrics = evaluate(model, data)
-        registered = tracker.finish_search(outcome.best, test_metrics, model,
-                                           data.x_test[:5], model_name,
-                                           skipped_configs=sum(outcome.infeasible.values()))
+        registered = tracker.finish_search(outcome, space, test_metrics, model,
+                                           data.x_test[:5], model_name)
     except SearchError as exc:
         tracker.end_search("FAILED", str(exc))
         raise
     except KeyboardInterrupt:
         tracker.end_search("KILLED", "interrupted")
         raise
-    _print_summary(console, outcome, test_metrics, registered, tracker, tracking_uri,
+    _print_summary(console, outcome, space, test_metrics, registered, tracker, tracking_uri,
                    data.input_shape)
     return 0
 
 
-def _print_summary(console: Console, outcome: SearchOutcome, test_metrics: dict[str, float],
-                   registered: RegisteredModel, tracker: SearchTracker, tracking_uri: str,
+def _print_summary(console: Console, outcome: SearchOutcome, space: SearchSpace,
+                   test_metrics: dict[str, float], registered: RegisteredModel,
+                   tracker: SearchTracker, tracking_uri: str,
                    input_shape: tuple[int, ...]) -> None:
     from rich.table import Table
 
@@ -220,6 +221,24 @@ def _print_summary(console: Console, outcome: SearchOutcome, test_metrics: dict[
     console.print(table)
     statuses = {s: sum(t.status == s for t in outcome.trials)
                 for s in ("completed", "stopped", "failed")}
+    if outcome.pareto:
+        from search.objectives import OBJECTIVES
+
+        front = Table(title=f"Pareto front ({len(outcome.pareto)} trials; "
+                            f"{', '.join(space.objectives)})")
+        front.add_column("trial", no_wrap=True)
+        for name in space.objectives:
+            front.add_column(f"{name} ({OBJECTIVES[name].mode})", no_wrap=True)
+        first = OBJECTIVES[space.objectives[0]]
+        ordered = sorted(outcome.pareto, key=lambda t: t.values[first.metric],
+                         reverse=first.mode == "max")
+        for trial in ordered:
+            front.add_row(trial.trial_id, *(f"{trial.values[OBJECTIVES[n].metric]:.4g}"
+                                            for n in space.objectives))
+        console.print(front)
+        rule = (f"highest {' + '.join(f'{w:g}*{n}' for n, w in space.trade_off.items())}"
+                if space.trade_off else f"best {space.objectives[0]}")
+        console.print(f"registered model: {rule}")
     console.print("trials: " + ", ".join(f"{n} {s}" for s, n in statuses.items()))
     skipped = sum(outcome.infeasible.values())
     if skipped:

@@ -43,13 +43,14 @@ from search.distributions import (
 )
 from search.domains import Domain, describe
 from search.errors import SpaceError
+from search.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
 from search.parameters import KNOBS, Condition, Knob
 
 #: The space used when the user names none.
 DEFAULT_SPACE = "default"
 
 #: Top-level keys that are settings, not knobs.
-_SETTINGS_KEYS = ("description", "max_params", "input_shape")
+_SETTINGS_KEYS = ("description", "max_params", "input_shape", "objectives", "trade_off")
 
 _RANGE_KEYS = ("uniform", "loguniform", "int")
 _DISTRIBUTION_KEYS = ("value", "choices", "grid", *_RANGE_KEYS)
@@ -73,6 +74,10 @@ class SearchSpace:
     #: The image shape (height, width, channels) the space was written for, if it says.
     input_shape: tuple[int, int, int] | None = None
     path: Path | None = None
+    #: What the search optimises (names in `search.objectives.OBJECTIVES`), first first.
+    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
+    #: Weights per objective that pick the registered model; empty: best by the first.
+    trade_off: Mapping[str, float] = field(default_factory=dict)
     #: Line of each knob in the file, for errors found after loading.
     lines: Mapping[str, int] = field(default_factory=dict)
 
@@ -218,16 +223,51 @@ class _Parser:
             elif knob.default is not None:
                 distributions[name] = Fixed(knob.default)
         conditions = self.conditions(distributions, given)
+        if "trade_off" in settings:
+            objectives = settings.get("objectives", DEFAULT_OBJECTIVES)
+            node = entries["trade_off"][1]
+            for name in settings["trade_off"]:
+                if name not in objectives:
+                    raise self.fail(node, f"trade_off.{name}", "not one of this space's "
+                                    f"objectives ({', '.join(objectives)})")
         return SearchSpace(distributions=_in_sampling_order(distributions, conditions),
                            conditions=conditions,
                            description=settings.get("description", ""),
                            max_params=settings.get("max_params"),
-                           input_shape=settings.get("input_shape"), path=self.path,
+                           input_shape=settings.get("input_shape"),
+                           objectives=settings.get("objectives", DEFAULT_OBJECTIVES),
+                           trade_off=settings.get("trade_off", {}), path=self.path,
                            lines=dict(self.lines))
 
     def setting(self, key: str, node: yaml.Node) -> Any:
         if key == "description":
             return self.scalar(node, key, str)
+        if key == "objectives":
+            if not isinstance(node, yaml.SequenceNode) or not node.value:
+                raise self.fail(node, key, "expected a list of objectives, e.g. "
+                                "[val_accuracy, params]")
+            names = []
+            for item in node.value:
+                name = self.scalar(item, key, str)
+                if name not in OBJECTIVES:
+                    raise self.fail(item, key, f"{name!r} is not an objective (known: "
+                                    f"{', '.join(OBJECTIVES)})")
+                if name in names:
+                    raise self.fail(item, key, f"{name!r} is listed twice")
+                names.append(name)
+            return tuple(names)
+        if key == "trade_off":
+            entries = self.mapping(node, key, what="a mapping of objective: weight")
+            weights = {}
+            for name, (_, v_node) in entries.items():
+                weight = self.value(v_node, f"{key}.{name}")
+                if isinstance(weight, bool) or not isinstance(weight, int | float):
+                    raise self.fail(v_node, f"{key}.{name}", f"expected a number, got "
+                                    f"{describe(weight)}")
+                weights[name] = float(weight)
+            if not weights:
+                raise self.fail(node, key, "empty; give a weight per objective")
+            return weights
         if key == "input_shape":
             if not isinstance(node, yaml.SequenceNode) or len(node.value) != 3:
                 raise self.fail(node, key, "expected [height, width, channels]")

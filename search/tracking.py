@@ -37,7 +37,7 @@ from mlflow.tracking import MlflowClient
 
 from search.data import Dataset
 from search.errors import TrackingError
-from search.observers import TrialResult
+from search.observers import SearchOutcome, TrialResult
 from search.settings import SearchSettings
 from search.space import SearchSpace
 
@@ -153,27 +153,51 @@ class SearchTracker:
         self.parent_run_id = run_id
         return run_id
 
-    def finish_search(self, best: TrialResult, test_metrics: dict[str, float], model: Any,
-                      example_images: np.ndarray, model_name: str, *,
-                      skipped_configs: int = 0) -> RegisteredModel:
-        """Log the search's result on the parent run, log and register the best model,
-        point the ``champion`` alias at it, and close the parent run."""
+    def finish_search(self, outcome: SearchOutcome, space: SearchSpace,
+                      test_metrics: dict[str, float], model: Any, example_images: np.ndarray,
+                      model_name: str) -> RegisteredModel:
+        """Log the search's result on the parent run (best trial, test metrics, skipped
+        configs, and the Pareto front of a multi-objective search), log and register the
+        best model, point the ``champion`` alias at it, and close the parent run."""
         run_id = self._require_parent()
+        best = outcome.best
         with _mlflow_errors("cannot record the search's result in MLflow"):
             self._log_params(run_id, {f"best.{k}": v for k, v in best.params.items()})
             self.client.set_tag(run_id, "convsearch.best_trial_id", best.trial_id)
             best_run = self._trial_runs.get(best.trial_id)
             if best_run:
                 self.client.set_tag(run_id, "convsearch.best_run_id", best_run)
+            now = _now_ms()
             self.client.log_batch(run_id, metrics=[
-                Metric("best_val_accuracy", float(best.best_val_accuracy or 0.0),
-                       _now_ms(), 0),
-                Metric("skipped_configs", float(skipped_configs), _now_ms(), 0),
-                *(Metric(k, float(v), _now_ms(), 0) for k, v in test_metrics.items()),
+                Metric("best_val_accuracy", float(best.best_val_accuracy or 0.0), now, 0),
+                Metric("skipped_configs", float(sum(outcome.infeasible.values())), now, 0),
+                *(Metric(f"best_{k}", v, now, 0) for k, v in best.values.items()
+                  if k != "best_val_accuracy"),
+                *(Metric(k, float(v), now, 0) for k, v in test_metrics.items()),
             ])
+            if outcome.pareto:
+                self._log_pareto_front(run_id, outcome, space)
             registered = self._log_model(run_id, model, example_images, model_name)
             self.client.set_terminated(run_id, status="FINISHED")
         return registered
+
+    def _log_pareto_front(self, run_id: str, outcome: SearchOutcome,
+                          space: SearchSpace) -> None:
+        from search.objectives import OBJECTIVES
+        from search.plots import pareto_figure
+
+        rows: dict[str, list[Any]] = {"trial_id": [], "run_id": []}
+        for name in space.objectives:
+            rows[name] = []
+        for trial in outcome.pareto:
+            rows["trial_id"].append(trial.trial_id)
+            rows["run_id"].append(self._trial_runs.get(trial.trial_id, ""))
+            for name in space.objectives:
+                rows[name].append(trial.values[OBJECTIVES[name].metric])
+        self.client.log_table(run_id, data=rows, artifact_file="pareto_front.json")
+        figure = pareto_figure(outcome.trials, space.objectives)
+        self.client.log_figure(run_id, figure, "pareto_front.png")
+        self.client.set_tag(run_id, "convsearch.pareto_front", ",".join(rows["trial_id"]))
 
     def end_search(self, status: str, message: str | None = None) -> None:
         """Close the parent run without a result: ``FAILED`` or ``KILLED`` (interrupted)."""

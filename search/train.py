@@ -9,23 +9,19 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from search.config import TrialConfig
 from search.data import Dataset
 from search.errors import TrainingError
+from search.metrics import EPOCH_METRICS, MONITOR, OBJECTIVE
 
-#: The Keras metric that early stopping, checkpoints and the search all rank by.
-MONITOR = "val_accuracy"
-#: The search objective: the best `MONITOR` a trial has reached so far. A trial's model is
-#: its best epoch (EarlyStopping restores it), so this is the trial's score at any time.
-OBJECTIVE = "best_val_accuracy"
-#: Per-epoch metrics every trial reports, in Keras's names.
-EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 #: The file name of a trial's checkpoint inside its checkpoint directory.
 CHECKPOINT_FILE = "model.keras"
 
@@ -135,6 +131,20 @@ class _EpochReporter(keras.callbacks.Callback):
             last = bool(self.model.stop_training) or number >= self.max_epochs
             self.on_epoch(EpochReport(epoch=number, metrics=metrics, last=last,
                                       checkpoint_dir=self.checkpoint_dir if improved else None))
+
+
+def inference_latency_ms(model: keras.Model, images: np.ndarray, *, batch: int = 32,
+                         repeats: int = 7) -> float:
+    """Median milliseconds per image of inference on batches of `batch` images, after a
+    warm-up call (which traces the graph)."""
+    x = np.resize(images, (batch, *images.shape[1:])).astype("float32")
+    model.predict_on_batch(x)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.predict_on_batch(x)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)) * 1000.0 / batch
 
 
 def load_checkpoint(checkpoint_dir: Path) -> keras.Model:

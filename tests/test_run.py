@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -135,3 +136,28 @@ def test_three_trial_search_end_to_end(tmp_path, digits):
     # Run outputs land in the working folder, where .gitignore expects them.
     assert (tmp_path / "ray_results" / "e2e").is_dir()
     assert (tmp_path / "mlartifacts").is_dir()
+
+
+@pytest.mark.slow
+def test_multi_objective_search_logs_its_pareto_front(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run_cli("--space", "multi_objective", "--data-limit", "400", "--trials", "5",
+                     "--max-epochs", "3", "--grace-epochs", "3", "--cpus", "2",
+                     "--tracking-uri", uri, "--name", "mo", cwd=tmp_path, timeout=480)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Pareto front (" in result.stdout
+    assert "registered model: highest 1*val_accuracy + -1e-07*params" in result.stdout
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("convsearch")
+    (parent,) = client.search_runs([experiment.experiment_id], f"tags.`{TAG_ROLE}` = 'search'")
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"pareto_front.json", "pareto_front.png"} <= artifacts
+    front = parent.data.tags["convsearch.pareto_front"].split(",")
+    assert front and parent.data.tags["convsearch.best_trial_id"] in front
+    assert parent.data.metrics["best_params"] > 0
+    path = client.download_artifacts(parent.info.run_id, "pareto_front.json", str(tmp_path))
+    table = json.loads(Path(path).read_text())
+    assert table["columns"][:2] == ["trial_id", "run_id"]
+    assert {"val_accuracy", "params"} <= set(table["columns"])
+    assert [row[0] for row in table["data"]] == front

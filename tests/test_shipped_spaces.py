@@ -18,7 +18,7 @@ SHIPPED = sorted(p.stem for p in shipped_spaces_dir().glob("*.yaml"))
 
 
 def test_the_documented_spaces_ship():
-    assert {"default", "mnist", "cifar", "grid_optimizers"} <= set(SHIPPED)
+    assert {"default", "mnist", "cifar", "grid_optimizers", "multi_objective"} <= set(SHIPPED)
 
 
 @pytest.mark.parametrize("name", SHIPPED)

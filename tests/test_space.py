@@ -23,8 +23,8 @@ MALFORMED = [
     ("optimizer: {choices: [adam, adamw2]}\n", 1, "optimizer.choices",
      r"'adamw2' is not a Keras optimizer \(known: sgd, .*nadam"),
     ("optimizer: adam\nlearning_rat: 0.1\n", 2, "learning_rat",
-     r"unknown key \(known: description, max_params, input_shape, augmentation, "
-     r"block1..block8, "
+     r"unknown key \(known: description, max_params, input_shape, objectives, trade_off, "
+     r"augmentation, block1..block8, "
      r"optimizer, learning_rate"),
     ("augmentation:\n  flip: none\n  spin: 0.1\n", 3, "augmentation.spin",
      r"unknown key \(known: contrast, flip, rotation, translation, zoom\)"),
@@ -105,6 +105,14 @@ MALFORMED = [
     # Settings and the other distribution kinds.
     ("max_params: 0\n", 1, "max_params", r"must be at least 1, got 0"),
     ("input_shape: 28x28x1\n", 1, "input_shape", r"expected \[height, width, channels\]"),
+    ("objectives: val_accuracy\n", 1, "objectives", r"expected a list of objectives"),
+    ("objectives: [val_accuracy, size]\n", 1, "objectives",
+     r"'size' is not an objective \(known: val_accuracy, params, latency_ms\)"),
+    ("objectives: [params, params]\n", 1, "objectives", r"'params' is listed twice"),
+    ("objectives: [val_accuracy]\ntrade_off: {params: -1.0}\n", 2, "trade_off.params",
+     r"not one of this space's objectives \(val_accuracy\)"),
+    ("objectives: [val_accuracy, params]\ntrade_off: {params: lots}\n", 2, "trade_off.params",
+     r"expected a number, got 'lots' \(str\)"),
     ("input_shape: [28, 0, 1]\n", 1, "input_shape", r"sides must be at least 1, got \[28, 0, 1\]"),
     ("max_params: lots\n", 1, "max_params", r"expected int, got 'lots' \(str\)"),
     ("nesterov: maybe\n", 1, "nesterov", r"expected true or false, got 'maybe' \(str\)"),
@@ -181,6 +189,13 @@ def test_every_shipped_space_loads():
 
 def test_shipped_space_found_by_name_and_repo_folder_used_in_a_checkout():
     assert resolve_space_path("default") == REPO / "spaces" / "default.yaml"
+
+
+def test_objectives_default_to_validation_accuracy_and_can_be_several():
+    assert parse_space("optimizer: adam\n").objectives == ("val_accuracy",)
+    space = load_space("multi_objective")
+    assert space.objectives == ("val_accuracy", "params")
+    assert space.trade_off == {"val_accuracy": 1.0, "params": -1e-7}
 
 
 def test_omitted_parameters_are_fixed_at_their_defaults():

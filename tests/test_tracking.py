@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from search.config import TrialConfig
 from search.errors import TrackingError
 from search.model import build_model
-from search.observers import TrialResult
+from search.observers import SearchOutcome, TrialResult
 from search.settings import SearchSettings
 from search.space import load_space
 from search.tracking import (
@@ -139,7 +139,11 @@ def test_finish_search_registers_the_champion(tracker, tracking_uri, digits, mon
     config = TrialConfig.from_params({"conv_blocks": 1, "filters": 4, "dense_units": 8})
     model = build_model(config, digits.input_shape, digits.num_classes, digits.value_scale)
     best = TrialResult("t1", config.to_params(), "completed", 2, 0.9)
-    registered = tracker.finish_search(best, {"test_accuracy": 0.88, "test_loss": 0.4}, model,
+    outcome = SearchOutcome(trials=[best], best=best, best_checkpoint=Path("."),
+                            experiment_path="")
+    space = load_space("default")
+    registered = tracker.finish_search(outcome, space, {"test_accuracy": 0.88,
+                                                        "test_loss": 0.4}, model,
                                        digits.x_test[:5], "tests-model")
     assert registered.uri == f"models:/tests-model@{CHAMPION_ALIAS}"
 
@@ -163,8 +167,8 @@ def test_finish_search_registers_the_champion(tracker, tracking_uri, digits, mon
     assert "MLFLOW_TRACKING_URI" not in os.environ
 
     # A second search's best becomes the new champion.
-    second = tracker.finish_search(best, {"test_accuracy": 0.9}, model, digits.x_test[:5],
-                                   "tests-model")
+    second = tracker.finish_search(outcome, space, {"test_accuracy": 0.9}, model,
+                                   digits.x_test[:5], "tests-model")
     assert int(second.version) == int(registered.version) + 1
     assert str(client.get_model_version_by_alias("tests-model", CHAMPION_ALIAS).version) == \
         second.version

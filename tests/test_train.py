@@ -10,12 +10,10 @@ import pytest
 
 from search.config import TrialConfig
 from search.errors import TrainingError
+from search.metrics import EPOCH_METRICS, MONITOR, OBJECTIVE
 from search.model import build_model
 from search.train import (
     CHECKPOINT_FILE,
-    EPOCH_METRICS,
-    MONITOR,
-    OBJECTIVE,
     evaluate,
     load_checkpoint,
     train,

@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from search.config import TrialConfig
 from search.model import build_model
-from search.observers import TrialResult
+from search.observers import SearchOutcome, TrialResult
 from search.settings import SearchSettings
 from search.space import load_space
 from search.tracking import SearchTracker, using_tracking_store
@@ -76,9 +76,11 @@ def test_search_recorded_through_the_tracking_server(mlflow_server, small_digits
     keras.utils.set_random_seed(0)
     config = TrialConfig.from_params({"conv_blocks": 1, "filters": 4, "dense_units": 8})
     model = build_model(config, small_digits.input_shape, 10, small_digits.value_scale)
-    registered = tracker.finish_search(TrialResult("t1", config.to_params(), "completed", 1,
-                                                   0.5), {"test_accuracy": 0.5}, model,
-                                       small_digits.x_test[:5], "server-model")
+    best = TrialResult("t1", config.to_params(), "completed", 1, 0.5)
+    outcome = SearchOutcome(trials=[best], best=best, best_checkpoint=tmp_path,
+                            experiment_path="")
+    registered = tracker.finish_search(outcome, load_space("default"), {"test_accuracy": 0.5},
+                                       model, small_digits.x_test[:5], "server-model")
 
     client = MlflowClient(mlflow_server)
     (child,) = client.search_runs([tracker.experiment_id],
