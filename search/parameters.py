@@ -126,8 +126,9 @@ def _knobs() -> list[Knob]:
     ]
     for block in range(1, MAX_CONV_BLOCKS + 1):
         for name, (_, domain, help) in _BLOCK_DOMAINS.items():
+            overriding = help.replace(" (block 1's, under filters_growth)", "")
             knobs.append(Knob(f"block{block}.{name}", None, domain,
-                              f"block {block} only: {help}",
+                              f"block {block} only: {overriding}",
                               when=Condition("conv_blocks", at_least=block)))
     return knobs
 

@@ -24,7 +24,7 @@ DEFAULT_TRIALS = 24
 
 #: Search algorithms by name: Optuna's samplers behind Ray Tune, or an exhaustive grid.
 ALGORITHMS: dict[str, str] = {
-    "tpe": "Optuna's tree-structured Parzen estimator (the default)",
+    "tpe": "Optuna's tree-structured Parzen estimator",
     "random": "Optuna's random sampler",
     "grid": "every point of the space's grid lists, each once",
     "cmaes": "Optuna's CMA-ES sampler",

@@ -531,6 +531,6 @@ def _in_sampling_order(distributions: dict[str, Distribution],
 if __name__ == "__main__":
     import sys
 
-    from search.space_check import main
+    from search.space_cli import main
 
     sys.exit(main())

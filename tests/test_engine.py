@@ -164,3 +164,39 @@ def test_same_seed_and_one_trial_at_a_time_samples_the_same_configs(small_digits
     first = sampled(5, "seed5-a")
     assert sampled(5, "seed5-b") == first
     assert sampled(6, "seed6") != first
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ["tpe", "random", "cmaes", "nsga2", "gp"])
+def test_every_algorithm_runs_a_real_search(algorithm, small_digits, tmp_path, local_ray):
+    if algorithm == "gp":
+        pytest.importorskip("torch", reason="--algo gp needs the gp extra (PyTorch)")
+    space = parse_space("learning_rate: {loguniform: [1.0e-3, 1.0e-2]}\n"
+                        "filters: {int: [4, 8]}\nconv_blocks: 1\ndense_units: 8\n")
+    settings = SearchSettings(name=f"algo-{algorithm}", algorithm=algorithm, trials=3,
+                              max_epochs=1, grace_epochs=1, cpus=2, storage=tmp_path / "ray")
+    outcome = run_search(space, small_digits, settings)
+    assert len(outcome.trials) == 3
+    assert all(t.status == "completed" for t in outcome.trials)
+    assert len({t.params["learning_rate"] for t in outcome.trials}) == 3
+
+
+def test_gp_without_pytorch_is_a_clear_error(monkeypatch):
+    import importlib.util
+
+    from search.engine import _sampler
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "torch" else real(name, *a))
+    with pytest.raises(SettingsError, match=r"--algo gp needs the torch package "
+                                            r"\(pip install -e '.\[gp\]'\)"):
+        _sampler("gp", 0, parse_space("optimizer: adam\n"))
+
+
+def test_cmaes_refuses_several_objectives():
+    from search.engine import _sampler
+
+    space = parse_space("objectives: [val_accuracy, params]\n")
+    with pytest.raises(SettingsError, match="--algo cmaes optimises one objective"):
+        _sampler("cmaes", 0, space)

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from search.errors import SettingsError
-from search.space_check import parse_shape
+from search.space_cli import parse_shape
 
 
 def check(*args: str, cwd) -> subprocess.CompletedProcess:
@@ -29,7 +29,7 @@ def test_check_prints_space_survey_and_extreme_models(tmp_path):
 
 
 def test_check_imports_neither_tensorflow_nor_ray(tmp_path):
-    code = ("import sys; from search.space_check import main; main(['check', 'default', "
+    code = ("import sys; from search.space_cli import main; main(['check', 'default', "
             "'--samples', '20']); print(sorted(m for m in ('tensorflow', 'keras', 'ray') "
             "if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
@@ -75,3 +75,24 @@ def test_parse_shape():
     for bad in ("28x28", "0x4x4", "axbxc"):
         with pytest.raises(SettingsError):
             parse_shape(bad)
+
+
+def test_docs_reference_is_rendered_from_the_registries():
+    # Defaults live in search/parameters.py; docs/spaces.md is their rendering.
+    from search.space_cli import render_reference
+    from tests.conftest import REPO
+
+    committed = (REPO / "docs" / "spaces.md").read_text()
+    assert committed == render_reference(), \
+        "docs/spaces.md is stale: run python -m search.space reference > docs/spaces.md"
+
+
+def test_reference_command_prints_every_knob(tmp_path):
+    from search.parameters import KNOBS
+
+    result = subprocess.run([sys.executable, "-m", "search.space", "reference"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for name in KNOBS:
+        if not name.startswith("block") or name.startswith("block1."):
+            assert f"`{name.replace('block1.', 'block*N*.')}`" in result.stdout, name
