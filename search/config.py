@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from search.parameters import BLOCK_KNOBS, KNOBS, default_params
+from search.parameters import BLOCK_KNOBS, KNOBS, default_params, switched_knob
 
 _DEFAULTS = default_params()
 
@@ -70,6 +70,9 @@ class TrialConfig:
             KeyError: a name that is not a knob (a bug in the caller, not user input:
                 space files are validated before sampling).
         """
+        # Switches of optional knobs travel with the sample (the sampler saw them) but
+        # configure nothing themselves: an off knob is simply absent.
+        params = {k: v for k, v in params.items() if switched_knob(k) is None}
         unknown = set(params) - set(KNOBS)
         if unknown:
             raise KeyError(f"not trial parameters: {sorted(unknown)}")

@@ -137,6 +137,18 @@ def _knobs() -> list[Knob]:
 KNOBS: dict[str, Knob] = {knob.name: knob for knob in _knobs()}
 
 
+#: Suffix of the switch an ``optional: true`` knob is sampled with: ``augmentation.rotation.on``
+#: decides whether ``augmentation.rotation`` is on (sampled) or off (its default).
+SWITCH_SUFFIX = ".on"
+
+
+def switched_knob(name: str) -> str | None:
+    """The knob that `name` switches on and off, if `name` is such a switch."""
+    if name.endswith(SWITCH_SUFFIX) and name[: -len(SWITCH_SUFFIX)] in KNOBS:
+        return name[: -len(SWITCH_SUFFIX)]
+    return None
+
+
 def default_params() -> dict[str, Any]:
     """The default value of every knob that has one (per-block overrides have none)."""
     return {name: knob.default for name, knob in KNOBS.items() if knob.default is not None}

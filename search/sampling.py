@@ -23,6 +23,7 @@ from search.architecture import Architecture, plan_architecture
 from search.config import TrialConfig
 from search.distributions import FINITE, Fixed, Suggester
 from search.errors import ArchitectureError, SettingsError, SpaceError
+from search.parameters import SWITCH_SUFFIX
 from search.space import SearchSpace
 
 
@@ -30,8 +31,14 @@ def suggest_params(space: SearchSpace, trial: Suggester) -> dict[str, Any]:
     """One value for every knob of `space` that applies, by dotted name."""
     params: dict[str, Any] = {}
     for name, distribution in space.distributions.items():
-        if space.active(name, params):
-            params[name] = distribution.suggest(trial, name)
+        if not space.active(name, params):
+            continue
+        if name in space.optional:
+            switch = name + SWITCH_SUFFIX
+            params[switch] = trial.suggest_categorical(switch, [False, True])
+            if not params[switch]:
+                continue  # off: the knob keeps its default, and its amount is not sampled
+        params[name] = distribution.suggest(trial, name)
     return params
 
 
@@ -123,10 +130,12 @@ def grid_points(space: SearchSpace, input_shape: tuple[int, ...], num_classes: i
     if ranges:
         raise SettingsError(f"--algo grid needs finitely many values, but {', '.join(ranges)} "
                             "is a range; use {grid: [...]} or {choices: [...]}")
-    conditional = [name for name in searched if name in space.conditions]
+    conditional = [name for name in searched
+                   if name in space.conditions or name in space.optional]
     if conditional:
-        raise SettingsError(f"--algo grid cannot search conditional knobs: "
-                            f"{', '.join(conditional)}")
+        raise SettingsError(f"--algo grid cannot search conditional or optional knobs: "
+                            f"{', '.join(conditional)}; list the off value among the grid "
+                            "values instead")
     fixed = {name: d.value for name, d in space.distributions.items()
              if isinstance(d, Fixed) and space.active(name, {})}
     points, infeasible = [], Counter()

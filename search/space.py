@@ -14,6 +14,8 @@ distribution, optionally with a condition:
     batch_size:     {grid: [32, 64]}             # every value, under --algo grid
     momentum:       {uniform: [0.0, 0.9], when: {optimizer: sgd}}
     dense_units:    {value: 64, when: {conv_blocks: [1, 2]}}
+    augmentation:
+      rotation:     {uniform: [0.02, 0.2], optional: true}   # off (0) or an amount
 
 Top-level settings: ``description`` (text), ``max_params`` (configs with more
 parameters are rejected before training) and ``input_shape`` ([height, width, channels]
@@ -55,7 +57,7 @@ _SETTINGS_KEYS = ("description", "max_params", "input_shape", "objectives", "tra
 _RANGE_KEYS = ("uniform", "loguniform", "int")
 _DISTRIBUTION_KEYS = ("value", "choices", "grid", *_RANGE_KEYS)
 _INT_OPTIONS = ("step", "log")
-_OPTIONS = (*_INT_OPTIONS, "when")
+_OPTIONS = (*_INT_OPTIONS, "when", "optional")
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class SearchSpace:
     #: The image shape (height, width, channels) the space was written for, if it says.
     input_shape: tuple[int, int, int] | None = None
     path: Path | None = None
+    #: Knobs that a sampled switch turns on (sampled) or off (their default).
+    optional: frozenset[str] = frozenset()
     #: What the search optimises (names in `search.objectives.OBJECTIVES`), first first.
     objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
     #: Weights per objective that pick the registered model; empty: best by the first.
@@ -173,6 +177,7 @@ class _Parser:
         self.lines: dict[str, int] = {}
         self.when_nodes: dict[str, yaml.Node] = {}
         self.user_conditions: dict[str, list[Condition]] = {}
+        self.optional: set[str] = set()
         self._constructor = _Loader("")
 
     def fail(self, node: yaml.Node | None, key: str | None, message: str) -> SpaceError:
@@ -236,7 +241,8 @@ class _Parser:
                            max_params=settings.get("max_params"),
                            input_shape=settings.get("input_shape"),
                            objectives=settings.get("objectives", DEFAULT_OBJECTIVES),
-                           trade_off=settings.get("trade_off", {}), path=self.path,
+                           trade_off=settings.get("trade_off", {}),
+                           optional=frozenset(self.optional), path=self.path,
                            lines=dict(self.lines))
 
     def setting(self, key: str, node: yaml.Node) -> Any:
@@ -386,6 +392,16 @@ class _Parser:
         kind = kinds[0]
         k_node, v_node = entries[kind]
         path = f"{name}.{kind}"
+        if "optional" in entries:
+            o_node = entries["optional"][1]
+            if self.scalar(o_node, f"{name}.optional", bool):
+                if knob.default is None:
+                    raise self.fail(o_node, f"{name}.optional", "only a knob with a default "
+                                    "(its off value) can be optional")
+                if kind == "value":
+                    raise self.fail(o_node, f"{name}.optional", "an optional knob needs a "
+                                    "distribution to sample when it is on")
+                self.optional.add(name)
         for option in _INT_OPTIONS:
             if option in entries and kind != "int":
                 raise self.fail(entries[option][0], f"{name}.{option}",

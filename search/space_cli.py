@@ -115,6 +115,10 @@ def render_reference() -> str:
         "(several knobs: all must hold). A knob whose condition does not hold is neither",
         "sampled nor logged. Some knobs carry a condition of their own (below).",
         "",
+        "A distribution may add `optional: true`: a sampled switch `<knob>.on` decides",
+        "whether the knob is off (its default, e.g. no rotation) or on, and only when on is",
+        "its amount sampled and logged: `rotation: {uniform: [0.02, 0.2], optional: true}`.",
+        "",
         "Top-level settings: `description` (text), `input_shape` ([height, width, channels]",
         "the space is written for), `max_params` (configs with more parameters are rejected",
         "before training), `objectives` and `trade_off` (below).",
@@ -193,8 +197,10 @@ def _check(args: argparse.Namespace) -> int:
     for column in ("knob", "values", "applies when"):
         table.add_column(column)
     for name, distribution in space.distributions.items():
-        conditions = " and ".join(map(str, space.conditions.get(name, ())))
-        table.add_row(name, str(distribution), conditions)
+        conditions = [str(c) for c in space.conditions.get(name, ())]
+        if name in space.optional:
+            conditions.append(f"{name}.on (else off)")
+        table.add_row(name, str(distribution), " and ".join(conditions))
     console.print(table)
     if space.max_params:
         console.print(f"max_params: {space.max_params:,}")

@@ -369,7 +369,8 @@ def _model_requirements() -> list[str]:
 def _describe_knob(space: SearchSpace, name: str) -> str:
     conditions = space.conditions.get(name, ())
     when = f" when {' and '.join(map(str, conditions))}" if conditions else ""
-    return f"{space.distributions[name]}{when}"
+    optional = " (optional: off or on)" if name in space.optional else ""
+    return f"{space.distributions[name]}{optional}{when}"
 
 
 def _param_value(value: Any) -> str:

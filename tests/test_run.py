@@ -81,7 +81,7 @@ filters: {choices: [8, 16]}
 dense_units: 32
 batch_size: 32
 augmentation:
-  rotation: {choices: [0.0, 0.03]}
+  rotation: {uniform: [0.02, 0.05], optional: true}
 """
 
 
@@ -119,6 +119,9 @@ def test_three_trial_search_end_to_end(tmp_path, digits):
         assert child.info.status == "FINISHED"
         assert child.data.tags[TAG_STATUS] == "completed"
         assert child.data.params["optimizer"] in ("adam", "nadam")
+        switch = child.data.params["augmentation.rotation.on"]
+        assert switch in ("true", "false", "True", "False")
+        assert ("augmentation.rotation" in child.data.params) == (switch.lower() == "true")
         epochs = int(child.data.metrics["epochs"])
         assert 1 <= epochs <= 6
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):

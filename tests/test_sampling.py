@@ -65,3 +65,27 @@ def test_same_seed_same_samples(seed):
 def test_different_seeds_differ():
     space = load_space("default")
     assert _sample(space, 0, 5) != _sample(space, 1, 5)
+
+
+def test_an_optional_knob_is_sampled_only_when_switched_on():
+    space = parse_space("augmentation:\n  rotation: {uniform: [0.02, 0.2], optional: true}\n")
+    samples = _sample(space, seed=4, n=40)
+    on = [p for p in samples if p["augmentation.rotation.on"]]
+    off = [p for p in samples if not p["augmentation.rotation.on"]]
+    assert on and off
+    assert all(0.02 <= p["augmentation.rotation"] <= 0.2 for p in on)
+    assert all("augmentation.rotation" not in p for p in off)
+    assert TrialConfig.from_params(off[0]).augmentation.rotation == 0.0
+    assert TrialConfig.from_params(on[0]).augmentation.rotation == \
+        on[0]["augmentation.rotation"]
+
+
+def test_grid_refuses_optional_knobs():
+    from search.errors import SettingsError
+    from search.sampling import grid_points
+
+    space = parse_space("batch_size: {grid: [16, 32]}\n"
+                        "dropout: {choices: [0.1, 0.2], optional: true}\n")
+    with pytest.raises(SettingsError, match="cannot search conditional or optional knobs: "
+                                            "dropout"):
+        grid_points(space, (8, 8, 1), 10)

@@ -90,3 +90,11 @@ def test_evaluate_reports_test_metrics(small_digits, tmp_path):
 def test_missing_checkpoint_is_a_training_error(tmp_path):
     with pytest.raises(TrainingError, match="cannot load checkpoint"):
         load_checkpoint(tmp_path)
+
+
+def test_inference_latency_is_a_positive_per_image_time(small_digits):
+    from search.train import inference_latency_ms
+
+    _, model = _model(small_digits)
+    latency = inference_latency_ms(model, small_digits.x_val)
+    assert 0.0 < latency < 100.0  # milliseconds per image for a tiny CNN
