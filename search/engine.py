@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import tempfile
+import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -204,7 +205,7 @@ def _run_trial(params: dict[str, Any], *, data: Dataset, settings: SearchSetting
 
     with tempfile.TemporaryDirectory(prefix="convsearch-trial-") as workdir:
         train(model, config, data, max_epochs=settings.max_epochs, patience=settings.patience,
-              checkpoint_dir=Path(workdir), on_epoch=report)
+              checkpoint_dir=Path(workdir), on_epoch=report, shuffle_seed=settings.seed)
 
 
 def _optuna_searcher(space: SearchSpace, settings: SearchSettings) -> OptunaSearch:
@@ -226,8 +227,12 @@ def _sampler(algorithm: str, seed: int, space: SearchSpace) -> optuna.samplers.B
     if algorithm == "tpe":
         # constant_liar: running trials count as bad guesses, so parallel workers are not
         # all sent to the same point. group: conditional knobs get their own models.
-        return samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
-                                   group=bool(space.conditions))
+        # Optuna flags these options experimental on every construction; users need not
+        # see that.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
+                                       group=bool(space.conditions or space.optional))
     if algorithm == "random":
         return samplers.RandomSampler(seed=seed)
     if algorithm == "nsga2":

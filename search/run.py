@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import re
 import shlex
 import sys
 import tempfile
@@ -49,8 +50,9 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's flags; defaults come from the modules that own them."""
-    from search.data import DEFAULT_DATA, SOURCES
+    from search.data import DEFAULT_DATA
     from search.settings import ALGORITHMS, DEFAULT_TRIALS, SearchSettings
+    from search.sources import COLOR_MODES, KERAS_DATASETS
     from search.space import DEFAULT_SPACE
 
     defaults = {f.name: f.default for f in dataclasses.fields(SearchSettings)}
@@ -63,8 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     what = parser.add_argument_group("what to search")
     what.add_argument("--space", default=DEFAULT_SPACE,
                       help="search space: a YAML file, or the name of a shipped space")
-    what.add_argument("--data", default=DEFAULT_DATA, choices=sorted(SOURCES),
-                      help="data set to search on")
+    what.add_argument("--data", default=DEFAULT_DATA,
+                      help="data to search on: digits (embedded), keras:NAME (NAME one of "
+                           f"{', '.join(KERAS_DATASETS)}; downloaded on first use), a .npz "
+                           "file (x_train, y_train, optionally x_val, y_val, x_test, y_test), "
+                           "or an image folder with one subfolder per class")
+    what.add_argument("--image-size", default=None, metavar="HxW",
+                      help="resize an image folder's images to HxW (default: keep their "
+                           "size, which must then be the same for all)")
+    what.add_argument("--color-mode", default="rgb", choices=COLOR_MODES,
+                      help="read an image folder's images as rgb or grayscale")
     what.add_argument("--data-limit", type=int, metavar="N", default=None,
                       help="use only N examples in all (stratified), for quick runs")
 
@@ -107,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="name of this search (default: search-<date>-<time>)")
     tracking.add_argument("--model-name", default=None,
                           help="Model Registry name of the best model "
-                               "(default: convsearch-<data>)")
+                               "(default: convsearch-<data name>)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="show Ray Tune's status and the trials' own output")
     return parser
@@ -139,7 +149,10 @@ def _search(args: argparse.Namespace) -> int:
     # Off a terminal (CI logs, pipes) rich assumes 80 columns; the summary needs more.
     console = Console(width=None if sys.stdout.isatty() else 120)
     space = load_space(args.space)
-    data = load_dataset(args.data, limit=args.data_limit)
+    image_size = _image_size(args.image_size) if args.image_size else None
+    with _native_output_hidden(unless=args.verbose):  # folders and keras: load TensorFlow
+        data = load_dataset(args.data, limit=args.data_limit, image_size=image_size,
+                            color_mode=args.color_mode)
     survey = require_feasible(space, data.input_shape, data.num_classes)
     overrides = {"name": args.name} if args.name else {}
     algorithm = args.algo or ("grid" if space.is_grid() else DEFAULT_ALGORITHM)
@@ -152,7 +165,7 @@ def _search(args: argparse.Namespace) -> int:
         grace_epochs=args.grace_epochs, seed=args.seed, concurrency=args.concurrency,
         cpus=args.cpus, gpus_per_trial=args.gpus_per_trial, storage=args.storage,
         ray_address=args.ray_address, **overrides)
-    model_name = args.model_name or f"convsearch-{data.name}"
+    model_name = args.model_name or f"convsearch-{data.slug}"
 
     # Heavy imports (TensorFlow, Ray, MLflow) only once the input is known to be good.
     with _native_output_hidden(unless=args.verbose):
@@ -265,6 +278,18 @@ def _print_summary(console: Console, outcome: SearchOutcome, space: SearchSpace,
     console.print(f"  {env}{python} -c {shlex.quote(snippet)}", soft_wrap=True, markup=False)
 
 
+def _image_size(text: str) -> tuple[int, int]:
+    """``32x32`` -> (32, 32).
+
+    Raises:
+        SettingsError: not two positive whole numbers joined by x.
+    """
+    match = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", text)
+    if not match or min(int(g) for g in match.groups()) < 1:
+        raise SettingsError(f"--image-size {text!r} is not a size like 32x32")
+    return int(match.group(1)), int(match.group(2))
+
+
 def _shell_path(executable: str) -> str:
     """The interpreter as the user would type it: relative when under this folder."""
     path = Path(executable)
@@ -291,8 +316,9 @@ def _configure_logging(verbose: bool) -> None:
 @contextmanager
 def _native_output_hidden(unless: bool) -> Iterator[None]:
     """Hide what C++ code writes straight to file descriptor 2 while TensorFlow and gRPC
-    load (absl and oneDNN banners that no log level silences). If the imports fail, what
-    was hidden is written out before the error propagates."""
+    load (absl and oneDNN banners that no log level silences). If the block fails with a
+    bug (not a `SearchError`, which is the user's one line), what was hidden is written
+    out before the error propagates."""
     if unless:
         yield
         return
@@ -302,6 +328,8 @@ def _native_output_hidden(unless: bool) -> Iterator[None]:
         os.dup2(hidden.fileno(), 2)
         try:
             yield
+        except SearchError:
+            raise
         except BaseException:
             os.dup2(saved, 2)
             hidden.seek(0)

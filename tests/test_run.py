@@ -38,7 +38,9 @@ def test_help_documents_every_flag(tmp_path):
 @pytest.mark.parametrize(("args", "space", "pattern"), [
     (["--trials", "many"], None, "argument --trials: invalid int value: 'many' (see --help)"),
     (["--bogus"], None, "unrecognized arguments: --bogus (see --help)"),
-    (["--data", "cifar"], None, "argument --data: invalid choice: 'cifar'"),
+    (["--data", "cifar"], None, "data not found: cifar (use digits, keras:NAME"),
+    (["--image-size", "8x8"], None, "--image-size and --color-mode apply to image folders"),
+    (["--image-size", "big"], None, "--image-size 'big' is not a size like 32x32"),
     (["--trials", "0"], None, "--trials must be at least 1, got 0"),
     (["--grace-epochs", "9", "--max-epochs", "3"], None, "--grace-epochs (9) cannot exceed"),
     (["--space", "nope.yaml"], None, "space file not found: nope.yaml"),
@@ -61,6 +63,17 @@ def test_user_errors_are_one_line_without_traceback(tmp_path, args, space, patte
     assert lines[0].startswith("convsearch: error: ")
     assert pattern in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_images_too_small_for_every_model_of_the_space_is_one_line(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "tiny.npz", x_train=rng.integers(0, 255, (60, 1, 1)).astype("uint8"),
+             y_train=np.tile([0, 1, 2], 20))
+    result = run_cli("--data", "tiny.npz", cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "none of 500 sampled configs can be trained on 1x1x1 images" in lines[0]
 
 
 def test_unusable_tracking_store_is_one_line(tmp_path):
@@ -164,3 +177,31 @@ def test_multi_objective_search_logs_its_pareto_front(tmp_path):
     assert table["columns"][:2] == ["trial_id", "run_id"]
     assert {"val_accuracy", "params"} <= set(table["columns"])
     assert [row[0] for row in table["data"]] == front
+
+
+@pytest.mark.slow
+def test_search_on_an_image_folder_logs_its_classes(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label, name in enumerate(["circle", "square", "stripe"]):
+        (tmp_path / "shapes" / name).mkdir(parents=True)
+        for i in range(24):
+            image = rng.integers(0, 40, (12, 12, 3))
+            image[2 + label * 3:5 + label * 3, :, :] = 255  # a bright band per class
+            Image.fromarray(image.astype("uint8")).save(tmp_path / "shapes" / name / f"{i}.png")
+    (tmp_path / "tiny.yaml").write_text(TINY_SPACE)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run_cli("--data", "shapes", "--space", "tiny.yaml", "--trials", "2",
+                     "--max-epochs", "4", "--grace-epochs", "4", "--cpus", "2",
+                     "--tracking-uri", uri, "--name", "folder", cwd=tmp_path, timeout=480)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "data shapes (train/val/test" in result.stdout
+    assert "models:/convsearch-shapes@champion" in result.stdout
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("convsearch")
+    (parent,) = client.search_runs([experiment.experiment_id], f"tags.`{TAG_ROLE}` = 'search'")
+    assert parent.data.params["data.input_shape"] == "12x12x3"
+    path = client.download_artifacts(parent.info.run_id, "data/classes.json", str(tmp_path))
+    assert json.loads(Path(path).read_text()) == {"classes": ["circle", "square", "stripe"]}

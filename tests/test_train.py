@@ -98,3 +98,27 @@ def test_inference_latency_is_a_positive_per_image_time(small_digits):
     _, model = _model(small_digits)
     latency = inference_latency_ms(model, small_digits.x_val)
     assert 0.0 < latency < 100.0  # milliseconds per image for a tiny CNN
+
+
+def test_input_pipeline_batches_shuffles_and_covers_every_example(small_digits):
+    from search.train import EVALUATION_BATCH, input_pipeline
+
+    def epoch(batches):
+        labels, sizes = [], []
+        for _, y in batches:
+            labels += list(np.asarray(y))
+            sizes.append(len(y))
+        return labels, sizes
+
+    train_batches, val_batches = input_pipeline(small_digits, 32, seed=3)
+    first, sizes = epoch(train_batches)
+    second, _ = epoch(train_batches)
+    assert sorted(first) == sorted(small_digits.y_train.tolist())
+    assert sizes[:-1] == [32] * (len(sizes) - 1)
+    assert first != small_digits.y_train.tolist()  # shuffled
+    assert first != second  # and reshuffled every epoch
+    again, _ = epoch(input_pipeline(small_digits, 32, seed=3)[0])
+    assert again == first  # the same seed gives the same order
+    val_labels, val_sizes = epoch(val_batches)
+    assert val_labels == small_digits.y_val.tolist()  # validation keeps its order
+    assert max(val_sizes) <= EVALUATION_BATCH
