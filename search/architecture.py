@@ -63,7 +63,8 @@ def plan_architecture(config: TrialConfig, input_shape: tuple[int, ...], num_cla
                    ("rotation", "RandomRotation", augmentation.rotation > 0),
                    ("zoom", "RandomZoom", augmentation.zoom > 0),
                    ("translation", "RandomTranslation", augmentation.translation > 0),
-                   ("contrast", "RandomContrast", augmentation.contrast > 0)]
+                   ("contrast", "RandomContrast", augmentation.contrast > 0),
+                   ("brightness", "RandomBrightness", augmentation.brightness > 0)]
     layers += [Layer(name, kind, tuple(input_shape), 0) for name, kind, on in switched_on if on]
 
     flat = False

@@ -40,6 +40,7 @@ class Augmentation:
     zoom: float = _DEFAULTS["augmentation.zoom"]
     translation: float = _DEFAULTS["augmentation.translation"]
     contrast: float = _DEFAULTS["augmentation.contrast"]
+    brightness: float = _DEFAULTS["augmentation.brightness"]
 
 
 def _default_blocks() -> tuple[ConvBlock, ...]:
@@ -102,7 +103,7 @@ class TrialConfig:
                 params[f"block{number}.{name}"] = getattr(block, name)
         params.update({"dense_units": self.dense_units, "dropout": self.dropout,
                        "batch_size": self.batch_size})
-        for name in ("flip", "rotation", "zoom", "translation", "contrast"):
+        for name in ("flip", "rotation", "zoom", "translation", "contrast", "brightness"):
             params[f"augmentation.{name}"] = getattr(self.augmentation, name)
         return {name: value for name, value in params.items()
                 if KNOBS[name].when is None or KNOBS[name].when.holds(params)}

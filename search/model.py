@@ -88,8 +88,11 @@ def augmentation_layers(augmentation: Augmentation) -> list[keras.layers.Layer]:
         layers.append(keras.layers.RandomTranslation(
             augmentation.translation, augmentation.translation, fill_mode="constant",
             name="translation"))
+    # After Rescaling, pixels are in [0, 1]; these two layers must be told so.
     if augmentation.contrast > 0:
-        # RandomContrast works on [0, 255]-style values; after Rescaling they are in [0, 1].
         layers.append(keras.layers.RandomContrast(augmentation.contrast, value_range=(0, 1),
                                                   name="contrast"))
+    if augmentation.brightness > 0:
+        layers.append(keras.layers.RandomBrightness(augmentation.brightness,
+                                                    value_range=(0, 1), name="brightness"))
     return layers

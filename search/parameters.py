@@ -123,6 +123,8 @@ def _knobs() -> list[Knob]:
         Knob("augmentation.translation", 0.0, Reals(0.0, 0.9),
              "RandomTranslation factor of height and width; 0 is off"),
         Knob("augmentation.contrast", 0.0, Reals(0.0, 1.0), "RandomContrast factor; 0 is off"),
+        Knob("augmentation.brightness", 0.0, Reals(0.0, 1.0),
+             "RandomBrightness factor, a fraction of full intensity; 0 is off"),
     ]
     for block in range(1, MAX_CONV_BLOCKS + 1):
         for name, (_, domain, help) in _BLOCK_DOMAINS.items():

@@ -36,6 +36,7 @@ dropout: {choices: [0.0, 0.3]}
 augmentation:
   flip: {choices: [none, horizontal]}
   contrast: {choices: [0.0, 0.2]}
+  brightness: {choices: [0.0, 0.1]}
 """
 
 SHAPES = [(8, 8, 1), (28, 28, 1), (32, 32, 3), (20, 13, 2)]

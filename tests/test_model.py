@@ -108,11 +108,11 @@ def test_no_augmentation_layers_when_all_off():
 def test_augmentation_changes_training_batches_not_inference():
     model = _build(**{"augmentation.flip": "horizontal", "augmentation.rotation": 0.1,
                       "augmentation.zoom": 0.2, "augmentation.translation": 0.2,
-                      "augmentation.contrast": 0.3})
+                      "augmentation.contrast": 0.3, "augmentation.brightness": 0.2})
     names = {layer.name for layer in model.layers}
-    assert {"flip", "rotation", "zoom", "translation", "contrast"} <= names
+    assert {"flip", "rotation", "zoom", "translation", "contrast", "brightness"} <= names
 
-    augmented = keras.Model(model.input, model.get_layer("contrast").output)
+    augmented = keras.Model(model.input, model.get_layer("brightness").output)
     rescaled = keras.Model(model.input, model.get_layer("rescale").output)
     images = np.random.default_rng(1).uniform(0, 16, (16, *SHAPE)).astype("float32")
     train_view = keras.ops.convert_to_numpy(augmented(images, training=True))

@@ -27,7 +27,7 @@ MALFORMED = [
      r"augmentation, block1..block8, "
      r"optimizer, learning_rate"),
     ("augmentation:\n  flip: none\n  spin: 0.1\n", 3, "augmentation.spin",
-     r"unknown key \(known: contrast, flip, rotation, translation, zoom\)"),
+     r"unknown key \(known: brightness, contrast, flip, rotation, translation, zoom\)"),
     ("batch_size: sixteen\n", 1, "batch_size", r"expected a whole number, got 'sixteen' \(str\)"),
     ("batch_size: true\n", 1, "batch_size", r"expected a whole number, got True \(bool\)"),
     ("dropout: high\n", 1, "dropout", r"expected a number, got 'high' \(str\)"),
