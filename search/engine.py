@@ -31,9 +31,10 @@ from typing import Any
 import optuna
 import ray
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
+from ray.tune.stopper import Stopper
 
 from search.config import TrialConfig
 from search.data import Dataset
@@ -120,10 +121,7 @@ def run_search(space: SearchSpace, data: Dataset, settings: SearchSettings,
                 metric=OBJECTIVE,
                 mode="max",
                 search_alg=search_alg,
-                scheduler=ASHAScheduler(time_attr="training_iteration",
-                                        max_t=settings.max_epochs,
-                                        grace_period=settings.grace_epochs,
-                                        reduction_factor=ASHA_REDUCTION_FACTOR),
+                scheduler=_scheduler(settings),
                 num_samples=budget,
                 max_concurrent_trials=resources.concurrency,
                 trial_dirname_creator=_trial_dirname,
@@ -140,6 +138,7 @@ def run_search(space: SearchSpace, data: Dataset, settings: SearchSettings,
                 # latest checkpoint is the best one: keep just that.
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 failure_config=tune.FailureConfig(max_failures=0),
+                stop=_EpochBudget(settings.epoch_budget) if settings.epoch_budget else None,
                 verbose=1 if verbose else 0,
             ),
         )
@@ -349,6 +348,32 @@ class _FeasibleSearcher(Searcher):
             state["rejected"], state["probe"], state["draws"]
 
 
+def _scheduler(settings: SearchSettings) -> Any:
+    if settings.scheduler == "none":
+        return FIFOScheduler()
+    return ASHAScheduler(time_attr="training_iteration", max_t=settings.max_epochs,
+                         grace_period=settings.grace_epochs,
+                         reduction_factor=ASHA_REDUCTION_FACTOR)
+
+
+class _EpochBudget(Stopper):
+    """Stops the whole search once its trials have reported `budget` epochs in all, so
+    searches can be compared at the same training cost. Trials running then stop after
+    their current epoch."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.epochs: dict[str, int] = {}
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        # Epochs, not results: Tune repeats a trial's last result when its function ends.
+        self.epochs[trial_id] = int(result.get("training_iteration", 0))
+        return False
+
+    def stop_all(self) -> bool:
+        return sum(self.epochs.values()) >= self.budget
+
+
 def _trial_dirname(trial: Any) -> str:
     return f"trial-{trial.trial_id}"
 
@@ -470,6 +495,13 @@ class _ObserverCallback(tune.Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._end(trial, "failed", error=_error_message(trial))
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        # Tune stops the trials still running when the whole search stops (an epoch
+        # budget, say) without a completion event; they end here, as stopped.
+        for trial in trials:
+            if trial.trial_id in self._params and trial.trial_id not in self._results:
+                self._end(trial, "stopped", error=None)
 
     def _end(self, trial: Any, status: str, error: str | None) -> None:
         last = trial.last_result or {}

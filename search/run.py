@@ -51,7 +51,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's flags; defaults come from the modules that own them."""
     from search.data import DEFAULT_DATA
-    from search.settings import ALGORITHMS, DEFAULT_TRIALS, SearchSettings
+    from search.settings import ALGORITHMS, DEFAULT_TRIALS, SCHEDULERS, SearchSettings
     from search.sources import COLOR_MODES, KERAS_DATASETS
     from search.space import DEFAULT_SPACE
 
@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="epochs without improvement before a trial stops itself")
     budget.add_argument("--grace-epochs", type=int, default=defaults["grace_epochs"],
                         help="epochs every trial gets before ASHA may stop it")
+    budget.add_argument("--scheduler", choices=list(SCHEDULERS), default="asha",
+                        help="; ".join(f"{k}: {v}" for k, v in SCHEDULERS.items()))
+    budget.add_argument("--epoch-budget", type=int, default=None, metavar="N",
+                        help="stop the search once its trials have trained N epochs in all")
     budget.add_argument("--seed", type=int, default=defaults["seed"],
                         help="seed of the search algorithm and weight initialisation")
     what.add_argument("--algo", choices=list(ALGORITHMS), default=None,
@@ -161,7 +165,8 @@ def _search(args: argparse.Namespace) -> int:
     settings = SearchSettings(
         algorithm=algorithm,
         trials=SearchSettings(trials=args.trials).trial_budget(grid_size),
-        max_epochs=args.max_epochs, patience=args.patience,
+        max_epochs=args.max_epochs, patience=args.patience, scheduler=args.scheduler,
+        epoch_budget=args.epoch_budget,
         grace_epochs=args.grace_epochs, seed=args.seed, concurrency=args.concurrency,
         cpus=args.cpus, gpus_per_trial=args.gpus_per_trial, storage=args.storage,
         ray_address=args.ray_address, **overrides)

@@ -33,6 +33,12 @@ ALGORITHMS: dict[str, str] = {
 }
 DEFAULT_ALGORITHM = "tpe"
 
+#: Trial schedulers by name: who may stop a trial before its own early stopping does.
+SCHEDULERS: dict[str, str] = {
+    "asha": "ASHA stops trials that lag behind the others at each rung (the default)",
+    "none": "every trial trains until its own early stopping or --max-epochs",
+}
+
 
 def new_search_name() -> str:
     """A readable, sortable, unique-enough name for a search: ``search-20261125-143000``."""
@@ -49,6 +55,10 @@ class SearchSettings:
     trials: int | None = None
     #: Search algorithm, a key of ALGORITHMS.
     algorithm: str = DEFAULT_ALGORITHM
+    #: Trial scheduler, a key of SCHEDULERS.
+    scheduler: str = "asha"
+    #: Stop the whole search once its trials have trained this many epochs in all.
+    epoch_budget: int | None = None
     #: Most epochs one trial may train.
     max_epochs: int = 30
     #: Epochs without a better validation accuracy before a trial stops itself.
@@ -72,7 +82,8 @@ class SearchSettings:
         """Raises:
             SettingsError: a setting out of range, named by its CLI flag.
         """
-        at_least_one = ("trials", "max_epochs", "patience", "grace_epochs", "concurrency", "cpus")
+        at_least_one = ("trials", "max_epochs", "patience", "grace_epochs", "concurrency",
+                        "cpus", "epoch_budget")
         for name in at_least_one:
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -80,6 +91,9 @@ class SearchSettings:
         if self.algorithm not in ALGORITHMS:
             raise SettingsError(f"--algo {self.algorithm!r} is not a search algorithm "
                                 f"(known: {', '.join(ALGORITHMS)})")
+        if self.scheduler not in SCHEDULERS:
+            raise SettingsError(f"--scheduler {self.scheduler!r} is not a scheduler (known: "
+                                f"{', '.join(SCHEDULERS)})")
         if self.grace_epochs > self.max_epochs:
             raise SettingsError(f"--grace-epochs ({self.grace_epochs}) cannot exceed "
                                 f"--max-epochs ({self.max_epochs})")

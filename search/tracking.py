@@ -143,8 +143,7 @@ class SearchTracker:
                 params.update({"data.name": data.name, "data.input_shape":
                                "x".join(map(str, data.input_shape)),
                                "data.classes": data.num_classes,
-                               **{f"data.{k}_examples": v for k, v in data.sizes().items()},
-                               "scheduler": "asha"})
+                               **{f"data.{k}_examples": v for k, v in data.sizes().items()}})
                 self._log_params(run_id, params)
                 if space.path is not None:
                     self.client.log_artifact(run_id, str(space.path), artifact_path="space")

@@ -200,3 +200,23 @@ def test_cmaes_refuses_several_objectives():
     space = parse_space("objectives: [val_accuracy, params]\n")
     with pytest.raises(SettingsError, match="--algo cmaes optimises one objective"):
         _sampler("cmaes", 0, space)
+
+
+@pytest.mark.slow
+def test_no_scheduler_and_an_epoch_budget(small_digits, tmp_path, local_ray):
+    space = parse_space("learning_rate: {loguniform: [1.0e-3, 1.0e-2]}\nconv_blocks: 1\n"
+                        "filters: 4\ndense_units: 8\n")
+    # Without a scheduler, every trial trains all its epochs (patience never runs out).
+    settings = SearchSettings(name="fifo", scheduler="none", trials=3, max_epochs=3,
+                              grace_epochs=1, patience=3, cpus=2, storage=tmp_path / "ray")
+    outcome = run_search(space, small_digits, settings)
+    assert [(t.status, t.epochs) for t in outcome.trials] == [("completed", 3)] * 3
+
+    # A budget of 5 epochs in all ends the search long before 20 trials of 3 epochs.
+    settings = SearchSettings(name="budget", scheduler="none", trials=20, max_epochs=3,
+                              grace_epochs=1, patience=3, cpus=2, epoch_budget=5,
+                              storage=tmp_path / "ray")
+    outcome = run_search(space, small_digits, settings)
+    total = sum(t.epochs for t in outcome.trials)
+    assert 5 <= total <= 5 + 2  # trials running when the budget is reached finish an epoch
+    assert len(outcome.trials) < 20

@@ -18,6 +18,10 @@ from search.settings import SearchSettings, new_search_name
     ({"cpus": 0}, r"--cpus must be at least 1"),
     ({"gpus_per_trial": -0.5}, r"--gpus-per-trial must be 0 or more"),
     ({"name": "a/b"}, r"--name 'a/b' must be a non-empty name"),
+    ({"scheduler": "hyperband"}, r"--scheduler 'hyperband' is not a scheduler \(known: asha, "
+                                 r"none\)"),
+    ({"epoch_budget": 0}, r"--epoch-budget must be at least 1"),
+    ({"algorithm": "bohb"}, r"--algo 'bohb' is not a search algorithm \(known: tpe, "),
     ({"name": ""}, r"--name '' must be"),
 ])
 def test_bad_settings_name_the_flag(kwargs, pattern):
