@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import tempfile
+import time
 import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -105,6 +106,9 @@ def run_search(space: SearchSpace, data: Dataset, settings: SearchSettings,
         searcher = _FeasibleSearcher(_optuna_searcher(space, settings), space,
                                      data.input_shape, data.num_classes)
         search_alg, infeasible = searcher, searcher.rejected
+    if not verbose:
+        for key, value in _QUIET_TUNE_ENV.items():
+            os.environ.setdefault(key, value)
     with _ray_session(settings, verbose=verbose):
         resources = plan_resources(settings, ray.cluster_resources(), budget)
         logger.info("%s trials; each gets %s CPU(s), %s GPU(s); %s at a time", budget,
@@ -179,7 +183,13 @@ def plan_resources(settings: SearchSettings, cluster: dict[str, float],
 
 def _run_trial(params: dict[str, Any], *, data: Dataset, settings: SearchSettings,
                cpu_threads: int, objectives: tuple[str, ...]) -> None:
-    """One trial, inside a Ray worker: build, train, report each epoch to Tune."""
+    """One trial, inside a Ray worker: build, train, report each epoch to Tune.
+
+    Reports, with every epoch, where the trial's own time went so far (``time_*``
+    seconds): setup (TensorFlow start-up in a fresh worker), model build, and reporting
+    (`tune.report`, which also persists checkpoints).
+    """
+    started = time.perf_counter()
     from search.train import configure_tensorflow
 
     configure_tensorflow(cpu_threads)
@@ -191,7 +201,10 @@ def _run_trial(params: dict[str, Any], *, data: Dataset, settings: SearchSetting
     keras.backend.clear_session()
     keras.utils.set_random_seed(settings.seed)
     config = TrialConfig.from_params(params)
+    timing = {"time_setup_s": time.perf_counter() - started, "time_report_s": 0.0}
+    started = time.perf_counter()
     model = build_model(config, data.input_shape, data.num_classes, data.value_scale)
+    timing["time_build_s"] = time.perf_counter() - started
     size: dict[str, float] = {PARAMS: float(model.count_params())}
     if "latency_ms" in objectives:  # timing costs a little; only when it is optimised
         size[LATENCY] = inference_latency_ms(model, data.x_val)
@@ -199,8 +212,10 @@ def _run_trial(params: dict[str, Any], *, data: Dataset, settings: SearchSetting
     def report(epoch: EpochReport) -> None:
         checkpoint = (tune.Checkpoint.from_directory(epoch.checkpoint_dir)
                       if epoch.checkpoint_dir else None)
-        tune.report({**epoch.metrics, **size, "epoch": epoch.epoch, _LAST_EPOCH: epoch.last},
-                    checkpoint=checkpoint)
+        started = time.perf_counter()
+        tune.report({**epoch.metrics, **size, **timing, "epoch": epoch.epoch,
+                     _LAST_EPOCH: epoch.last}, checkpoint=checkpoint)
+        timing["time_report_s"] += time.perf_counter() - started
 
     with tempfile.TemporaryDirectory(prefix="convsearch-trial-") as workdir:
         train(model, config, data, max_epochs=settings.max_epochs, patience=settings.patience,
@@ -390,9 +405,6 @@ def _ray_session(settings: SearchSettings, *, verbose: bool) -> Iterator[None]:
         yield
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if not verbose:
-        for key, value in _QUIET_TUNE_ENV.items():
-            os.environ.setdefault(key, value)
     options: dict[str, Any] = {
         "include_dashboard": False,
         "log_to_driver": verbose,
@@ -476,6 +488,7 @@ class _ObserverCallback(tune.Callback):
                         **info: Any) -> None:
         metrics = {k: float(result[k]) for k in (*EPOCH_METRICS, OBJECTIVE, PARAMS, LATENCY)
                    if k in result}
+        metrics.update({k: float(v) for k, v in result.items() if k.startswith("time_")})
         if MONITOR not in metrics:
             return
         for observer in self.observers:

@@ -82,6 +82,8 @@ class SearchSpace:
     objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
     #: Weights per objective that pick the registered model; empty: best by the first.
     trade_off: Mapping[str, float] = field(default_factory=dict)
+    #: The YAML the space was read from, verbatim (logged with each search).
+    text: str = ""
     #: Line of each knob in the file, for errors found after loading.
     lines: Mapping[str, int] = field(default_factory=dict)
 
@@ -242,7 +244,7 @@ class _Parser:
                            input_shape=settings.get("input_shape"),
                            objectives=settings.get("objectives", DEFAULT_OBJECTIVES),
                            trade_off=settings.get("trade_off", {}),
-                           optional=frozenset(self.optional), path=self.path,
+                           optional=frozenset(self.optional), text=text, path=self.path,
                            lines=dict(self.lines))
 
     def setting(self, key: str, node: yaml.Node) -> Any:

@@ -145,8 +145,8 @@ class SearchTracker:
                                "data.classes": data.num_classes,
                                **{f"data.{k}_examples": v for k, v in data.sizes().items()}})
                 self._log_params(run_id, params)
-                if space.path is not None:
-                    self.client.log_artifact(run_id, str(space.path), artifact_path="space")
+                name = space.path.name if space.path is not None else "space.yaml"
+                self.client.log_text(run_id, space.text, f"space/{name}")
                 self.client.log_dict(run_id, {"classes": list(data.class_names)},
                                      "data/classes.json")
         self.parent_run_id = run_id

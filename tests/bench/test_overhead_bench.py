@@ -1,0 +1,22 @@
+"""bench.overhead runs end to end with a tiny budget and prints its tables (not timed)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+@pytest.mark.slow
+def test_overhead_benchmark_prints_its_tables():
+    result = subprocess.run([sys.executable, "-m", "bench.overhead", "--trials", "2",
+                             "--epochs", "2"], cwd=REPO, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ratio (b)/(a): " in result.stdout
+    for row in ("(a) bare model.fit", "(a') product trainer", "(b1) full search",
+                "(b2) full search", "Ray start-up", "inside tune.report", "MLflow calls"):
+        assert row in result.stdout, row
