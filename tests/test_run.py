@@ -23,6 +23,14 @@ def run_cli(*args: str, cwd: Path, timeout: int = 120) -> subprocess.CompletedPr
                           capture_output=True, text=True, timeout=timeout)
 
 
+def search_run(uri: str) -> tuple[MlflowClient, object]:
+    """A client of the store, and the one search (parent) run of its convsearch experiment."""
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("convsearch")
+    (parent,) = client.search_runs([experiment.experiment_id], f"tags.`{TAG_ROLE}` = 'search'")
+    return client, parent
+
+
 def test_help_documents_every_flag(tmp_path):
     result = run_cli("--help", cwd=tmp_path)
     assert result.returncode == 0
@@ -113,9 +121,7 @@ def test_three_trial_search_end_to_end(tmp_path, digits):
     assert "models:/e2e-digits@champion" in result.stdout
     assert "Traceback" not in result.stderr
 
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("convsearch")
-    (parent,) = client.search_runs([experiment.experiment_id], f"tags.`{TAG_ROLE}` = 'search'")
+    client, parent = search_run(uri)
     assert parent.info.status == "FINISHED"
     assert parent.info.run_name == "e2e"
     assert parent.data.params["settings.trials"] == "3"
@@ -126,7 +132,7 @@ def test_three_trial_search_end_to_end(tmp_path, digits):
         ["space/tiny.yaml"]
 
     children = client.search_runs(
-        [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+        [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     assert len(children) == 3
     for child in children:
         assert child.info.status == "FINISHED"
@@ -164,9 +170,7 @@ def test_multi_objective_search_logs_its_pareto_front(tmp_path):
     assert "Pareto front (" in result.stdout
     assert "registered model: highest 1*val_accuracy + -1e-07*params" in result.stdout
 
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("convsearch")
-    (parent,) = client.search_runs([experiment.experiment_id], f"tags.`{TAG_ROLE}` = 'search'")
+    client, parent = search_run(uri)
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"pareto_front.json", "pareto_front.png"} <= artifacts
     front = parent.data.tags["convsearch.pareto_front"].split(",")
@@ -199,9 +203,7 @@ def test_search_on_an_image_folder_logs_its_classes(tmp_path):
     assert "data shapes (train/val/test" in result.stdout
     assert "models:/convsearch-shapes@champion" in result.stdout
 
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("convsearch")
-    (parent,) = client.search_runs([experiment.experiment_id], f"tags.`{TAG_ROLE}` = 'search'")
+    client, parent = search_run(uri)
     assert parent.data.params["data.input_shape"] == "12x12x3"
     path = client.download_artifacts(parent.info.run_id, "data/classes.json", str(tmp_path))
     assert json.loads(Path(path).read_text()) == {"classes": ["circle", "square", "stripe"]}
