@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m search.run",
         description="Search for the best Keras CNN on an image data set. Trials run on Ray "
-                    "Tune (Optuna TPE + ASHA); every trial is tracked in MLflow.",
+                    "Tune (Optuna TPE + ASHA by default); every trial is tracked in MLflow.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     what = parser.add_argument_group("what to search")
