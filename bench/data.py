@@ -43,7 +43,7 @@ def measure(source: str, batch_size: int) -> dict[str, float]:
     import ray
 
     from search.data import load_dataset
-    from search.train import input_pipeline
+    from search.trial.train import input_pipeline
 
     timings: dict[str, float] = {}
     start = time.perf_counter()

@@ -51,7 +51,7 @@ def hard_digits(seed: int = 0) -> Any:
     from sklearn.datasets import load_digits
 
     from search.data import split_dataset
-    from search.sources import RawData
+    from search.data.sources import RawData
 
     digits = load_digits()
     rng = np.random.default_rng(seed)
@@ -106,7 +106,7 @@ def run_arm(data: Any, arm: tuple, seed: int, args: argparse.Namespace, workdir:
     from search.engine import run_search
     from search.settings import SearchSettings
     from search.space import load_space
-    from search.train import evaluate, load_checkpoint
+    from search.trial.train import evaluate, load_checkpoint
 
     label, space_name, algorithm, scheduler = arm
     settings = SearchSettings(

@@ -93,8 +93,8 @@ class TrialTimes:
 def bare_loop(configs: list, data: Any, epochs: int, *, trainer: bool) -> float:
     import keras
 
-    from search.model import build_model
-    from search.train import train
+    from search.trial.model import build_model
+    from search.trial.train import train
 
     started = time.perf_counter()
     for config in configs:
@@ -142,10 +142,10 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from search.config import TrialConfig
     from search.data import load_dataset
-    from search.sampling import grid_points
     from search.space import parse_space
+    from search.space.sampling import grid_points
+    from search.trial.config import TrialConfig
 
     data = load_dataset("digits")
     space = parse_space(fixed_space(args.trials, args.epochs), path="bench-overhead.yaml")

@@ -1,6 +1,6 @@
 """The names of the metrics trials report: the one home of these strings.
 
-Kept apart from `search.train` so modules that must not import TensorFlow (the space
+Kept apart from `search.trial.train` so modules that must not import TensorFlow (the space
 loader, objectives, the CLI's checks) can use them.
 """
 

@@ -51,8 +51,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's flags; defaults come from the modules that own them."""
     from search.data import DEFAULT_DATA
+    from search.data.sources import COLOR_MODES, KERAS_DATASETS
     from search.settings import ALGORITHMS, DEFAULT_TRIALS, SCHEDULERS, SearchSettings
-    from search.sources import COLOR_MODES, KERAS_DATASETS
     from search.space import DEFAULT_SPACE
 
     defaults = {f.name: f.default for f in dataclasses.fields(SearchSettings)}
@@ -146,9 +146,9 @@ def _search(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from search.data import load_dataset
-    from search.sampling import grid_points, require_feasible
     from search.settings import DEFAULT_ALGORITHM, SearchSettings
     from search.space import load_space
+    from search.space.sampling import grid_points, require_feasible
 
     # Off a terminal (CI logs, pipes) rich assumes 80 columns; the summary needs more.
     console = Console(width=None if sys.stdout.isatty() else 120)
@@ -177,7 +177,7 @@ def _search(args: argparse.Namespace) -> int:
         from search.engine import run_search
         from search.progress import SearchProgress
         from search.tracking import DEFAULT_EXPERIMENT, SearchTracker, resolve_tracking_uri
-        from search.train import configure_tensorflow, evaluate, load_checkpoint
+        from search.trial.train import configure_tensorflow, evaluate, load_checkpoint
 
         # The driver evaluates the best model: let TensorFlow probe for GPUs now, while
         # its CUDA messages are hidden, and grow GPU memory rather than take it all.
@@ -219,7 +219,7 @@ def _print_summary(console: Console, outcome: SearchOutcome, space: SearchSpace,
                    input_shape: tuple[int, ...]) -> None:
     from rich.table import Table
 
-    from search.config import TrialConfig
+    from search.trial.config import TrialConfig
 
     ranked = sorted((t for t in outcome.trials if t.best_val_accuracy is not None),
                     key=lambda t: -t.best_val_accuracy)

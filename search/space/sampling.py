@@ -1,0 +1,150 @@
+"""Sample one trial's knob values from a `SearchSpace`, and survey what a space produces.
+
+`suggest_params` is the define-by-run function the engine gives Optuna (through Ray
+Tune's `OptunaSearch`): knob by knob, in the space's sampling order, it asks the sampler
+for a value, skipping knobs whose conditions do not hold, so an inactive knob (SGD's
+momentum under Adam, block 3 of a two-block model) is neither sampled nor logged. Fixed
+knobs are returned without asking, so they never clutter the study.
+
+`survey_space` samples a space many times at random and plans each config's model, to
+tell before a search whether the space can produce a model for the data at all, and
+which of its models are smallest and largest.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from search.errors import ArchitectureError, SettingsError, SpaceError
+from search.space import SearchSpace
+from search.space.distributions import FINITE, Fixed, Suggester
+from search.space.parameters import SWITCH_SUFFIX
+from search.trial.architecture import Architecture, plan_architecture
+from search.trial.config import TrialConfig
+
+
+def suggest_params(space: SearchSpace, trial: Suggester) -> dict[str, Any]:
+    """One value for every knob of `space` that applies, by dotted name."""
+    params: dict[str, Any] = {}
+    for name, distribution in space.distributions.items():
+        if not space.active(name, params):
+            continue
+        if name in space.optional:
+            switch = name + SWITCH_SUFFIX
+            params[switch] = trial.suggest_categorical(switch, [False, True])
+            if not params[switch]:
+                continue  # off: the knob keeps its default, and its amount is not sampled
+        params[name] = distribution.suggest(trial, name)
+    return params
+
+
+def infeasibility(space: SearchSpace, params: dict[str, Any], input_shape: tuple[int, ...],
+                  num_classes: int) -> str | None:
+    """Why these sampled values cannot be trained on this data, or None if they can."""
+    try:
+        plan_architecture(TrialConfig.from_params(params), input_shape, num_classes,
+                          max_params=space.max_params)
+    except ArchitectureError as exc:
+        return str(exc)
+    return None
+
+
+@dataclass
+class SpaceSurvey:
+    """What random samples of a space turned out to be, for one input shape."""
+
+    samples: int = 0
+    feasible: int = 0
+    #: Infeasible samples by kind of reason (numbers blanked), with one example of each.
+    reasons: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)
+    smallest: tuple[dict[str, Any], Architecture] | None = None
+    largest: tuple[dict[str, Any], Architecture] | None = None
+
+
+def survey_space(space: SearchSpace, input_shape: tuple[int, ...], num_classes: int, *,
+                 samples: int = 500, seed: int = 0) -> SpaceSurvey:
+    """Sample `space` at random `samples` times and plan each config's model."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    survey = SpaceSurvey()
+    for _ in range(samples):
+        trial = study.ask()
+        params = suggest_params(space, trial)
+        survey.samples += 1
+        try:
+            plan = plan_architecture(TrialConfig.from_params(params), input_shape,
+                                     num_classes, max_params=space.max_params)
+        except ArchitectureError as exc:
+            kind = _reason_kind(str(exc))
+            survey.reasons[kind] += 1
+            survey.examples.setdefault(kind, str(exc))
+            continue
+        survey.feasible += 1
+        if survey.smallest is None or plan.params < survey.smallest[1].params:
+            survey.smallest = (params, plan)
+        if survey.largest is None or plan.params > survey.largest[1].params:
+            survey.largest = (params, plan)
+    return survey
+
+
+def _reason_kind(message: str) -> str:
+    """Group messages that differ only in numbers (layer sizes, parameter counts)."""
+    return re.sub(r"\d[\d,]*", "N", message)
+
+
+def require_feasible(space: SearchSpace, input_shape: tuple[int, ...], num_classes: int,
+                     ) -> SpaceSurvey:
+    """Survey `space` for this data and reject it if no sample could be trained.
+
+    Raises:
+        SpaceError: every sampled config is infeasible (names the most common reason).
+    """
+    survey = survey_space(space, input_shape, num_classes)
+    if survey.feasible == 0:
+        kind, _ = survey.reasons.most_common(1)[0]
+        shape = "x".join(map(str, input_shape))
+        raise SpaceError(f"none of {survey.samples} sampled configs can be trained on "
+                         f"{shape} images; most often: {survey.examples[kind]}",
+                         path=space.path)
+    return survey
+
+
+def grid_points(space: SearchSpace, input_shape: tuple[int, ...], num_classes: int,
+                ) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """Every feasible point of a grid search over `space`, in a fixed order, and the
+    infeasible ones counted by reason.
+
+    Raises:
+        SettingsError: the space has ranges or conditional knobs, which a grid cannot
+            enumerate.
+    """
+    searched = space.searched()
+    ranges = [name for name, d in searched.items() if not isinstance(d, FINITE)]
+    if ranges:
+        raise SettingsError(f"--algo grid needs finitely many values, but {', '.join(ranges)} "
+                            "is a range; use {grid: [...]} or {choices: [...]}")
+    conditional = [name for name in searched
+                   if name in space.conditions or name in space.optional]
+    if conditional:
+        raise SettingsError(f"--algo grid cannot search conditional or optional knobs: "
+                            f"{', '.join(conditional)}; list the off value among the grid "
+                            "values instead")
+    fixed = {name: d.value for name, d in space.distributions.items()
+             if isinstance(d, Fixed) and space.active(name, {})}
+    points, infeasible = [], Counter()
+    for values in itertools.product(*(d.extremes() for d in searched.values())):
+        params = {**fixed, **dict(zip(searched, values, strict=True))}
+        params = {name: value for name, value in params.items() if space.active(name, params)}
+        problem = infeasibility(space, params, input_shape, num_classes)
+        if problem:
+            infeasible[problem] += 1
+        else:
+            points.append(params)
+    return points, infeasible

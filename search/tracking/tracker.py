@@ -1,0 +1,382 @@
+"""Record a search in MLflow: a parent run per search, a nested child run per trial, and
+the best model in the Model Registry under the alias ``champion``.
+
+This is the only module that imports MLflow. `SearchTracker` is a `SearchObserver`: the
+engine calls it from the driver for every trial event, so the tracking store has one
+writer, and a trial's epochs, checkpoint and status are in MLflow the moment Tune sees
+them (a killed driver loses nothing already reported). Every write is idempotent: runs
+are found by their convsearch tags before one is created, metrics are logged once per
+epoch, and artifacts overwrite themselves, so a resumed search continues the same runs.
+MLflow errors become `TrackingError` here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+# MLflow 3 sends usage telemetry unless told not to; convsearch runs where there may be no
+# network at all, and users did not ask for it.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import mlflow
+import numpy as np
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from search.data import Dataset
+from search.errors import TrackingError
+from search.observers import SearchOutcome, TrialResult
+from search.settings import SearchSettings
+from search.space import SearchSpace
+
+logger = logging.getLogger(__name__)
+
+#: Tracking store used when neither --tracking-uri nor MLFLOW_TRACKING_URI is given:
+#: a SQLite file in the working directory.
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+#: Folder, beside a local SQLite store's file, that holds its runs' artifacts.
+ARTIFACT_DIR_NAME = "mlartifacts"
+#: MLflow experiment that searches are recorded in unless told otherwise.
+DEFAULT_EXPERIMENT = "convsearch"
+#: Registry alias that always points at the best model of the latest search.
+CHAMPION_ALIAS = "champion"
+#: Artifact path of a trial's best checkpoint, and of the best model in the parent run.
+CHECKPOINT_ARTIFACT = "checkpoint"
+MODEL_ARTIFACT = "model"
+
+TAG_SEARCH = "convsearch.search"
+TAG_ROLE = "convsearch.role"
+TAG_TRIAL_ID = "convsearch.trial_id"
+TAG_STATUS = "convsearch.status"
+TAG_ERROR = "convsearch.error"
+
+_MLFLOW_PARENT_TAG = "mlflow.parentRunId"
+_RUN_STATUS = {"completed": "FINISHED", "stopped": "FINISHED", "failed": "FAILED"}
+
+
+def resolve_tracking_uri(flag: str | None) -> str:
+    """--tracking-uri, else $MLFLOW_TRACKING_URI, else the local SQLite default."""
+    return flag or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """The registry entry of a search's best model."""
+
+    name: str
+    version: str
+    uri: str  # models:/<name>@champion
+
+
+class SearchTracker:
+    """Writes one search into an MLflow experiment.
+
+    Call `start_search` first, then let the engine deliver trial events, then call
+    `finish_search` (or `end_search` when the search stops without a result). Not thread
+    safe: the engine calls it from the driver's Tune loop only.
+    """
+
+    def __init__(self, tracking_uri: str, experiment: str = DEFAULT_EXPERIMENT) -> None:
+        """Raises:
+            TrackingError: the store cannot be reached or the experiment cannot be made.
+        """
+        self.tracking_uri = tracking_uri
+        with _mlflow_errors(f"cannot use MLflow tracking store {tracking_uri}"):
+            self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+            found = self.client.get_experiment_by_name(experiment)
+            if found is None:
+                self.experiment_id = self.client.create_experiment(
+                    experiment, artifact_location=_artifact_location(tracking_uri))
+            elif found.lifecycle_stage == "deleted":
+                raise TrackingError(f"MLflow experiment {experiment!r} is deleted; restore it "
+                                    "or name another with --experiment")
+            else:
+                self.experiment_id = found.experiment_id
+        self.parent_run_id: str | None = None
+        self._search_name: str | None = None
+        self._trial_runs: dict[str, str] = {}
+        self._logged_epochs: dict[str, int] = {}
+
+    # -- the search (parent run) -------------------------------------------------------
+
+    def start_search(self, settings: SearchSettings, space: SearchSpace, data: Dataset, *,
+                     resume: bool = False) -> str:
+        """Open the search's parent run and return its id.
+
+        With `resume`, reopen the parent run of the search with this name (so a restarted
+        driver continues the same runs); without it, that name must be new.
+
+        Raises:
+            TrackingError: a new search's name is taken, or MLflow refused.
+        """
+        self._search_name = settings.name
+        with _mlflow_errors("cannot start the search's MLflow run"):
+            existing = self._find_runs(f"tags.`{TAG_SEARCH}` = '{settings.name}' and "
+                                       f"tags.`{TAG_ROLE}` = 'search'")
+            if existing and not resume:
+                raise TrackingError(
+                    f"a search named {settings.name!r} already exists in this MLflow "
+                    f"experiment (run {existing[0].info.run_id}); choose another --name")
+            if existing:
+                run_id = existing[0].info.run_id
+                self.client.update_run(run_id, status="RUNNING")
+            else:
+                run_id = self.client.create_run(
+                    self.experiment_id, run_name=settings.name,
+                    tags={TAG_SEARCH: settings.name, TAG_ROLE: "search",
+                          "mlflow.note.content": space.description}).info.run_id
+                params = {f"settings.{k}": v for k, v in settings.to_params().items()}
+                params.update({f"space.{name}": _describe_knob(space, name)
+                               for name in space.distributions})
+                params.update({"data.name": data.name, "data.input_shape":
+                               "x".join(map(str, data.input_shape)),
+                               "data.classes": data.num_classes,
+                               **{f"data.{k}_examples": v for k, v in data.sizes().items()}})
+                self._log_params(run_id, params)
+                name = space.path.name if space.path is not None else "space.yaml"
+                self.client.log_text(run_id, space.text, f"space/{name}")
+                self.client.log_dict(run_id, {"classes": list(data.class_names)},
+                                     "data/classes.json")
+        self.parent_run_id = run_id
+        return run_id
+
+    def finish_search(self, outcome: SearchOutcome, space: SearchSpace,
+                      test_metrics: dict[str, float], model: Any, example_images: np.ndarray,
+                      model_name: str) -> RegisteredModel:
+        """Log the search's result on the parent run (best trial, test metrics, skipped
+        configs, and the Pareto front of a multi-objective search), log and register the
+        best model, point the ``champion`` alias at it, and close the parent run."""
+        run_id = self._require_parent()
+        best = outcome.best
+        with _mlflow_errors("cannot record the search's result in MLflow"):
+            self._log_params(run_id, {f"best.{k}": v for k, v in best.params.items()})
+            self.client.set_tag(run_id, "convsearch.best_trial_id", best.trial_id)
+            best_run = self._trial_runs.get(best.trial_id)
+            if best_run:
+                self.client.set_tag(run_id, "convsearch.best_run_id", best_run)
+            now = _now_ms()
+            self.client.log_batch(run_id, metrics=[
+                Metric("best_val_accuracy", float(best.best_val_accuracy or 0.0), now, 0),
+                Metric("skipped_configs", float(sum(outcome.infeasible.values())), now, 0),
+                *(Metric(f"best_{k}", v, now, 0) for k, v in best.values.items()
+                  if k != "best_val_accuracy"),
+                *(Metric(k, float(v), now, 0) for k, v in test_metrics.items()),
+            ])
+            if outcome.pareto:
+                self._log_pareto_front(run_id, outcome, space)
+            registered = self._log_model(run_id, model, example_images, model_name)
+            self.client.set_terminated(run_id, status="FINISHED")
+        return registered
+
+    def _log_pareto_front(self, run_id: str, outcome: SearchOutcome,
+                          space: SearchSpace) -> None:
+        from search.objectives import OBJECTIVES
+        from search.tracking.plots import pareto_figure
+
+        rows: dict[str, list[Any]] = {"trial_id": [], "run_id": []}
+        for name in space.objectives:
+            rows[name] = []
+        for trial in outcome.pareto:
+            rows["trial_id"].append(trial.trial_id)
+            rows["run_id"].append(self._trial_runs.get(trial.trial_id, ""))
+            for name in space.objectives:
+                rows[name].append(trial.values[OBJECTIVES[name].metric])
+        self.client.log_table(run_id, data=rows, artifact_file="pareto_front.json")
+        figure = pareto_figure(outcome.trials, space.objectives)
+        self.client.log_figure(run_id, figure, "pareto_front.png")
+        self.client.set_tag(run_id, "convsearch.pareto_front", ",".join(rows["trial_id"]))
+
+    def end_search(self, status: str, message: str | None = None) -> None:
+        """Close the parent run without a result: ``FAILED`` or ``KILLED`` (interrupted)."""
+        if self.parent_run_id is None:
+            return
+        with _mlflow_errors("cannot close the search's MLflow run"):
+            if message:
+                self.client.set_tag(self.parent_run_id, TAG_ERROR, message[:5000])
+            self.client.set_terminated(self.parent_run_id, status=status)
+
+    def run_url(self, run_id: str | None = None) -> str:
+        """The run's page path in the MLflow UI (after the UI's base address)."""
+        return f"#/experiments/{self.experiment_id}/runs/{run_id or self.parent_run_id}"
+
+    # -- trials (child runs): the SearchObserver interface ------------------------------
+
+    def trial_started(self, trial_id: str, params: dict[str, Any]) -> None:
+        self._trial_run(trial_id, params)
+
+    def epoch_ended(self, trial_id: str, epoch: int, metrics: dict[str, float]) -> None:
+        run_id = self._trial_run(trial_id)
+        if epoch <= self._logged_epochs.get(trial_id, 0):
+            return  # already logged, before a driver restart
+        with _mlflow_errors(f"cannot log epoch {epoch} of trial {trial_id}"):
+            now = _now_ms()
+            self.client.log_batch(run_id, metrics=[
+                Metric(key, value, now, epoch) for key, value in metrics.items()])
+        self._logged_epochs[trial_id] = epoch
+
+    def checkpoint_saved(self, trial_id: str, checkpoint_dir: Path) -> None:
+        run_id = self._trial_run(trial_id)
+        with _mlflow_errors(f"cannot log the checkpoint of trial {trial_id}"):
+            self.client.log_artifacts(run_id, str(checkpoint_dir),
+                                      artifact_path=CHECKPOINT_ARTIFACT)
+
+    def trial_ended(self, result: TrialResult) -> None:
+        run_id = self._trial_run(result.trial_id, result.params)
+        with _mlflow_errors(f"cannot close the run of trial {result.trial_id}"):
+            tags = [RunTag(TAG_STATUS, result.status)]
+            if result.error:
+                tags.append(RunTag(TAG_ERROR, result.error[:5000]))
+            metrics = [Metric("epochs", float(result.epochs), _now_ms(), 0)]
+            self.client.log_batch(run_id, metrics=metrics, tags=tags)
+            self.client.set_terminated(run_id, status=_RUN_STATUS[result.status])
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _trial_run(self, trial_id: str, params: dict[str, Any] | None = None) -> str:
+        """The child run of `trial_id`: remembered, found by tag, or created."""
+        if trial_id in self._trial_runs:
+            return self._trial_runs[trial_id]
+        parent = self._require_parent()
+        with _mlflow_errors(f"cannot open the MLflow run of trial {trial_id}"):
+            found = self._find_runs(f"tags.`{TAG_TRIAL_ID}` = '{trial_id}' and "
+                                    f"tags.`{_MLFLOW_PARENT_TAG}` = '{parent}'")
+            if found:
+                run_id = found[0].info.run_id
+                history = self.client.get_metric_history(run_id, "val_accuracy")
+                self._logged_epochs[trial_id] = max((m.step for m in history), default=0)
+                if found[0].info.status != "RUNNING":
+                    self.client.update_run(run_id, status="RUNNING")
+            else:
+                run_id = self.client.create_run(
+                    self.experiment_id, run_name=f"trial-{trial_id}",
+                    tags={_MLFLOW_PARENT_TAG: parent, TAG_TRIAL_ID: trial_id,
+                          TAG_SEARCH: self._search_name or "", TAG_ROLE: "trial"}).info.run_id
+                if params:
+                    self._log_params(run_id, params)
+        self._trial_runs[trial_id] = run_id
+        return run_id
+
+    def _find_runs(self, filter_string: str) -> list:
+        return list(self.client.search_runs([self.experiment_id], filter_string=filter_string,
+                                            max_results=2))
+
+    def _log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        items = [Param(k, _param_value(v)) for k, v in params.items()]
+        for start in range(0, len(items), 100):  # MLflow takes at most 100 params a batch
+            self.client.log_batch(run_id, params=items[start:start + 100])
+
+    def _require_parent(self) -> str:
+        if self.parent_run_id is None:
+            raise RuntimeError("start_search() must be called before trial events")
+        return self.parent_run_id
+
+    def _log_model(self, run_id: str, model: Any, example_images: np.ndarray,
+                   model_name: str) -> RegisteredModel:
+        from mlflow.models import infer_signature
+
+        example = example_images.astype("float32")
+        signature = infer_signature(example, model.predict(example, verbose=0))
+        # The registry announces itself with bare prints to stderr; the CLI reports it.
+        with using_tracking_store(self.tracking_uri), mlflow.start_run(run_id=run_id), \
+                contextlib.redirect_stderr(io.StringIO()):
+            # No input_example: mlflow.keras.log_model writes it before creating the model
+            # folder and fails (mlflow/mlflow#16183, open in MLflow 3.17). The signature
+            # carries the input shape and dtype.
+            info = mlflow.keras.log_model(
+                model, name=MODEL_ARTIFACT, signature=signature,
+                registered_model_name=model_name, pip_requirements=_model_requirements(),
+                await_registration_for=60)
+        version = str(info.registered_model_version)
+        self.client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version)
+        return RegisteredModel(name=model_name, version=version,
+                               uri=f"models:/{model_name}@{CHAMPION_ALIAS}")
+
+
+@contextmanager
+def _mlflow_errors(what: str) -> Iterator[None]:
+    """Turn MLflow's and the network's errors into a one-line `TrackingError`."""
+    try:
+        yield
+    except TrackingError:
+        raise
+    except (MlflowException, OSError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrackingError(f"{what}: {detail}") from exc
+
+
+@contextmanager
+def using_tracking_store(uri: str) -> Iterator[None]:
+    """Point MLflow's process-wide tracking and registry URIs at `uri` for one call, then
+    put back exactly what was there (unset stays unset).
+
+    `mlflow.keras.log_model` knows no other URIs, and MLflow's setters also write
+    MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI into the environment; left behind, they would
+    send the caller's later MLflow calls (and its child processes) to this store.
+    """
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved_env = {name: os.environ.get(name) for name in names}
+    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        tracking_utils._tracking_uri, registry_utils._registry_uri = saved
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _artifact_location(tracking_uri: str) -> str | None:
+    """Artifacts of a local SQLite store go in a folder beside its file; a tracking
+    server decides for itself."""
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        return None
+    database = Path(tracking_uri[len(prefix):])
+    return (database.resolve().parent / ARTIFACT_DIR_NAME).as_uri()
+
+
+def _model_requirements() -> list[str]:
+    """Pinned requirements of the logged model, without MLflow's slow inference of them."""
+    requirements = []
+    for package in ("tensorflow", "keras"):
+        try:
+            requirements.append(f"{package}=={metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            requirements.append(package)
+    return requirements
+
+
+def _describe_knob(space: SearchSpace, name: str) -> str:
+    conditions = space.conditions.get(name, ())
+    when = f" when {' and '.join(map(str, conditions))}" if conditions else ""
+    optional = " (optional: off or on)" if name in space.optional else ""
+    return f"{space.distributions[name]}{optional}{when}"
+
+
+def _param_value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:6000]  # MLflow's limit on a param value
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+

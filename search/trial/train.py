@@ -1,0 +1,189 @@
+"""Train one compiled model with early stopping and a checkpoint of its best epoch.
+
+Called inside a trial. After every epoch it calls `on_epoch` with the epoch's metrics and,
+when that epoch is the best so far, the directory holding its checkpoint; the engine turns
+those calls into Ray Tune reports. Nothing here knows about Ray or MLflow.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from search.data import Dataset
+from search.errors import TrainingError
+from search.metrics import EPOCH_METRICS, MONITOR, OBJECTIVE
+from search.trial.config import TrialConfig
+
+#: Batch size of validation and test passes (no gradients: bigger is just faster).
+EVALUATION_BATCH = 256
+#: The file name of a trial's checkpoint inside its checkpoint directory.
+CHECKPOINT_FILE = "model.keras"
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """One finished epoch, as a trial reports it."""
+
+    epoch: int  # counted from 1
+    metrics: dict[str, float]  # EPOCH_METRICS and OBJECTIVE
+    #: The checkpoint folder when this epoch is the best so far (just saved), else None.
+    checkpoint_dir: Path | None
+    #: True when training ends after this epoch by its own rule (early stopping or the
+    #: epoch budget), so a trial whose last report lacks it was stopped from outside.
+    last: bool
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """What a finished training run achieved."""
+
+    epochs: int
+    best_epoch: int
+    best_val_accuracy: float
+
+
+OnEpoch = Callable[[EpochReport], None]
+
+
+def configure_tensorflow(cpu_threads: int | None) -> None:
+    """Make TensorFlow share the machine: grow GPU memory on demand (so trials can share
+    a GPU) and cap CPU threads at the trial's CPUs (so concurrent trials do not fight).
+
+    Must run before TensorFlow executes anything in the process; later calls are no-ops.
+    """
+    import tensorflow as tf
+
+    try:
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
+        if cpu_threads:
+            tf.config.threading.set_intra_op_parallelism_threads(cpu_threads)
+            tf.config.threading.set_inter_op_parallelism_threads(min(2, cpu_threads))
+    except RuntimeError:
+        pass  # TensorFlow already initialised in this process (a reused worker).
+
+
+def input_pipeline(data: Dataset, batch_size: int, *, seed: int = 0) -> tuple[Any, Any]:
+    """`tf.data` pipelines over the training and validation splits: cached after the first
+    pass, training examples reshuffled every epoch (seeded), batched, and prefetched so
+    the accelerator does not wait for input."""
+    import tensorflow as tf
+
+    train = (tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train))
+             .cache()
+             .shuffle(len(data.y_train), seed=seed, reshuffle_each_iteration=True)
+             .batch(batch_size)
+             .prefetch(tf.data.AUTOTUNE))
+    val = (tf.data.Dataset.from_tensor_slices((data.x_val, data.y_val))
+           .batch(EVALUATION_BATCH)
+           .cache()
+           .prefetch(tf.data.AUTOTUNE))
+    return train, val
+
+
+def train(model: keras.Model, config: TrialConfig, data: Dataset, *, max_epochs: int,
+          patience: int, checkpoint_dir: Path, on_epoch: OnEpoch | None = None,
+          shuffle_seed: int = 0) -> TrainingOutcome:
+    """Fit `model` on the training split, validating each epoch.
+
+    Stops after `patience` epochs without a better `MONITOR`, and leaves `model` holding
+    its best epoch's weights, which are also saved as `checkpoint_dir / CHECKPOINT_FILE`.
+
+    Raises:
+        TrainingError: the loss became NaN or infinite.
+    """
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    reporter = _EpochReporter(checkpoint_dir, on_epoch, max_epochs)
+    callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.ModelCheckpoint(os.fspath(checkpoint_dir / CHECKPOINT_FILE),
+                                        monitor=MONITOR, mode="max", save_best_only=True),
+        keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=patience,
+                                      restore_best_weights=True),
+        # Last: the checkpoint file exists and EarlyStopping has decided when it reports.
+        reporter,
+    ]
+    train_batches, val_batches = input_pipeline(data, config.batch_size, seed=shuffle_seed)
+    model.fit(train_batches, epochs=max_epochs, validation_data=val_batches,
+              callbacks=callbacks, shuffle=False, verbose=0)  # the pipeline shuffles
+    if reporter.diverged_at is not None:
+        raise TrainingError(f"loss became NaN or infinite in epoch {reporter.diverged_at} "
+                            f"(optimizer {config.optimizer}, learning rate "
+                            f"{config.learning_rate:g})")
+    return TrainingOutcome(epochs=reporter.epochs, best_epoch=reporter.best_epoch,
+                           best_val_accuracy=reporter.best)
+
+
+class _EpochReporter(keras.callbacks.Callback):
+    """Turns Keras epoch ends into `on_epoch` calls and remembers the best epoch."""
+
+    def __init__(self, checkpoint_dir: Path, on_epoch: OnEpoch | None, max_epochs: int) -> None:
+        super().__init__()
+        self.checkpoint_dir = checkpoint_dir
+        self.on_epoch = on_epoch
+        self.max_epochs = max_epochs
+        self.best = -math.inf
+        self.best_epoch = 0
+        self.epochs = 0
+        self.diverged_at: int | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        number = epoch + 1
+        metrics = {name: float(logs[name]) for name in EPOCH_METRICS if name in logs}
+        if not all(math.isfinite(metrics.get(name, 0.0)) for name in ("loss", "val_loss")):
+            self.diverged_at = number
+            self.model.stop_training = True
+            return
+        self.epochs = number
+        improved = metrics[MONITOR] > self.best  # the same rule as ModelCheckpoint's
+        if improved:
+            self.best, self.best_epoch = metrics[MONITOR], number
+        metrics[OBJECTIVE] = self.best
+        if self.on_epoch is not None:
+            last = bool(self.model.stop_training) or number >= self.max_epochs
+            self.on_epoch(EpochReport(epoch=number, metrics=metrics, last=last,
+                                      checkpoint_dir=self.checkpoint_dir if improved else None))
+
+
+def inference_latency_ms(model: keras.Model, images: np.ndarray, *, batch: int = 32,
+                         repeats: int = 7) -> float:
+    """Median milliseconds per image of inference on batches of `batch` images, after a
+    warm-up call (which traces the graph)."""
+    x = np.resize(images, (batch, *images.shape[1:])).astype("float32")
+    model.predict_on_batch(x)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.predict_on_batch(x)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)) * 1000.0 / batch
+
+
+def load_checkpoint(checkpoint_dir: Path) -> keras.Model:
+    """The model a trial saved as its best epoch.
+
+    Raises:
+        TrainingError: the checkpoint is missing or unreadable.
+    """
+    path = checkpoint_dir / CHECKPOINT_FILE
+    try:
+        return keras.models.load_model(path)
+    except (OSError, ValueError) as exc:
+        raise TrainingError(f"cannot load checkpoint {path}: {exc}") from exc
+
+
+def evaluate(model: keras.Model, data: Dataset) -> dict[str, float]:
+    """Loss and accuracy on the test split, which no trial has seen."""
+    loss, accuracy = model.evaluate(data.x_test, data.y_test, batch_size=EVALUATION_BATCH,
+                                    verbose=0)
+    return {"test_loss": float(loss), "test_accuracy": float(accuracy)}

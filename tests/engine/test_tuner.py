@@ -1,0 +1,222 @@
+"""The Ray Tune engine: resource planning, and real searches on local Ray."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from search.engine import plan_resources, run_search
+from search.errors import SearchFailed, SettingsError
+from search.settings import SearchSettings
+from search.space import load_space, parse_space
+from search.trial.train import CHECKPOINT_FILE
+
+
+@pytest.mark.parametrize(("settings", "cluster", "expected"), [
+    ({}, {"CPU": 2}, (1, 0.0, 2)),
+    ({"concurrency": 1}, {"CPU": 2}, (2, 0.0, 1)),
+    ({}, {"CPU": 16}, (1, 0.0, 16)),
+    ({"trials": 3}, {"CPU": 16}, (5, 0.0, 3)),
+    ({}, {"CPU": 16, "GPU": 1}, (16, 1.0, 1)),
+    ({}, {"CPU": 16, "GPU": 4}, (4, 1.0, 4)),
+    ({"gpus_per_trial": 0.5}, {"CPU": 16, "GPU": 1}, (8, 0.5, 2)),
+    ({"gpus_per_trial": 0}, {"CPU": 8, "GPU": 1}, (1, 0.0, 8)),
+])
+def test_plan_resources(settings, cluster, expected):
+    plan = plan_resources(SearchSettings(**settings), cluster)
+    assert (plan.cpus, plan.gpus, plan.concurrency) == expected
+
+
+def test_more_gpus_than_the_cluster_has_is_a_settings_error():
+    with pytest.raises(SettingsError, match=r"--gpus-per-trial 1 asks for more GPUs than "
+                                            r"Ray sees \(0\)"):
+        plan_resources(SearchSettings(gpus_per_trial=1), {"CPU": 2})
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray instance for this module's searches (the engine joins a running one)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+class Recorder:
+    """A SearchObserver that keeps every event, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def trial_started(self, trial_id, params):
+        self.events.append(("started", trial_id, params))
+
+    def epoch_ended(self, trial_id, epoch, metrics):
+        self.events.append(("epoch", trial_id, epoch, metrics))
+
+    def checkpoint_saved(self, trial_id, checkpoint_dir: Path):
+        assert (checkpoint_dir / CHECKPOINT_FILE).is_file()
+        self.events.append(("checkpoint", trial_id))
+
+    def trial_ended(self, result):
+        self.events.append(("ended", result.trial_id, result))
+
+
+MIXED_SPACE = """
+optimizer: adam
+learning_rate: {loguniform: [3.0e-3, 1.0e-2]}
+conv_blocks: {choices: [1, 4]}   # 4 blocks cannot fit 8x8 images: rejected when sampled
+filters: 8
+dense_units: 16
+batch_size: 32
+"""
+
+
+@pytest.mark.slow
+def test_infeasible_configs_never_start_and_every_event_is_reported(small_digits, tmp_path,
+                                                                  local_ray):
+    space = parse_space(MIXED_SPACE)
+    settings = SearchSettings(name="engine-test", trials=3, max_epochs=3, grace_epochs=3,
+                              patience=3, cpus=2, seed=3, storage=tmp_path / "ray")
+    recorder = Recorder()
+    outcome = run_search(space, small_digits, settings, observers=[recorder])
+
+    assert len(outcome.trials) == 3
+    for trial in outcome.trials:
+        assert trial.params["conv_blocks"] == 1
+        assert trial.status == "completed" and trial.epochs == 3
+    assert sum(outcome.infeasible.values()) >= 1  # seed 3 draws some 4-block configs
+    assert all("block4_pool: 2x2 pooling needs" in reason for reason in outcome.infeasible)
+
+    # Events: each trial starts once, before its epochs, and ends once, last.
+    for trial in outcome.trials:
+        mine = [e for e in recorder.events if e[1] == trial.trial_id]
+        assert mine[0][0] == "started" and mine[-1][0] == "ended"
+        assert sum(e[0] == "ended" for e in mine) == 1
+        epochs = [e[2] for e in mine if e[0] == "epoch"]
+        assert epochs == list(range(1, trial.epochs + 1))
+        assert any(e[0] == "checkpoint" for e in mine)
+
+    assert outcome.best.best_val_accuracy == max(t.best_val_accuracy for t in outcome.trials)
+    assert (outcome.best_checkpoint / CHECKPOINT_FILE).is_file()
+
+
+@pytest.mark.slow
+def test_search_where_every_trial_fails_says_why(small_digits, tmp_path, local_ray):
+    # Pixels near float32's limit overflow every model: each trial's loss diverges.
+    overflowing = dataclasses.replace(small_digits,
+                                      x_train=small_digits.x_train * np.float32(1e37))
+    space = parse_space("conv_blocks: 1\nfilters: 4\n")
+    settings = SearchSettings(name="all-fail", trials=2, max_epochs=2, grace_epochs=1,
+                              cpus=2, storage=tmp_path / "ray")
+    recorder = Recorder()
+    with pytest.raises(SearchFailed, match=r"none of the 2 trials produced a model; first "
+                                           r"error: TrainingError: loss became NaN"):
+        run_search(space, overflowing, settings, observers=[recorder])
+    ended = [e[2] for e in recorder.events if e[0] == "ended"]
+    assert [r.status for r in ended] == ["failed", "failed"]
+
+
+@pytest.mark.slow
+def test_grid_search_runs_each_feasible_point_once(small_digits, tmp_path, local_ray):
+    space = parse_space("conv_blocks: {grid: [1, 4]}\nfilters: 4\ndense_units: 8\n"
+                        "batch_size: {grid: [32, 64]}\nlearning_rate: 0.01\n")
+    assert space.is_grid()
+    settings = SearchSettings(name="grid", algorithm="grid", max_epochs=1, grace_epochs=1,
+                              cpus=2, storage=tmp_path / "ray")
+    outcome = run_search(space, small_digits, settings)
+    visited = sorted((t.params["conv_blocks"], t.params["batch_size"]) for t in outcome.trials)
+    assert visited == [(1, 32), (1, 64)]  # the two 4-block points cannot fit 8x8
+    assert sum(outcome.infeasible.values()) == 2
+
+
+def test_pickled_callback_reports_to_the_observers_of_the_current_driver():
+    # Tune pickles callbacks into the experiment for Tuner.restore; live observers (MLflow
+    # clients, consoles) must not travel, yet a restored callback must reach them.
+    import ray.cloudpickle as pickle
+
+    from search.engine.tuner import _ACTIVE_OBSERVERS, _ObserverCallback
+
+    restored = pickle.loads(pickle.dumps(_ObserverCallback("resumable")))
+    assert restored.observers == []
+    recorder = Recorder()
+    _ACTIVE_OBSERVERS["resumable"] = [recorder]
+    try:
+        assert restored.observers == [recorder]
+    finally:
+        _ACTIVE_OBSERVERS.pop("resumable")
+
+
+@pytest.mark.slow
+def test_same_seed_and_one_trial_at_a_time_samples_the_same_configs(small_digits, tmp_path,
+                                                                   local_ray):
+    space = load_space("default")
+
+    def sampled(seed: int, name: str) -> list[dict]:
+        settings = SearchSettings(name=name, trials=3, max_epochs=1, grace_epochs=1,
+                                  concurrency=1, cpus=2, seed=seed, storage=tmp_path / "ray")
+        return [t.params for t in run_search(space, small_digits, settings).trials]
+
+    first = sampled(5, "seed5-a")
+    assert sampled(5, "seed5-b") == first
+    assert sampled(6, "seed6") != first
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ["tpe", "random", "cmaes", "nsga2", "gp"])
+def test_every_algorithm_runs_a_real_search(algorithm, small_digits, tmp_path, local_ray):
+    if algorithm == "gp":
+        pytest.importorskip("torch", reason="--algo gp needs the gp extra (PyTorch)")
+    space = parse_space("learning_rate: {loguniform: [1.0e-3, 1.0e-2]}\n"
+                        "filters: {int: [4, 8]}\nconv_blocks: 1\ndense_units: 8\n")
+    settings = SearchSettings(name=f"algo-{algorithm}", algorithm=algorithm, trials=3,
+                              max_epochs=1, grace_epochs=1, cpus=2, storage=tmp_path / "ray")
+    outcome = run_search(space, small_digits, settings)
+    assert len(outcome.trials) == 3
+    assert all(t.status == "completed" for t in outcome.trials)
+    assert len({t.params["learning_rate"] for t in outcome.trials}) == 3
+
+
+def test_gp_without_pytorch_is_a_clear_error(monkeypatch):
+    import importlib.util
+
+    from search.engine.tuner import _sampler
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "torch" else real(name, *a))
+    with pytest.raises(SettingsError, match=r"--algo gp needs the torch package "
+                                            r"\(pip install -e '.\[gp\]'\)"):
+        _sampler("gp", 0, parse_space("optimizer: adam\n"))
+
+
+def test_cmaes_refuses_several_objectives():
+    from search.engine.tuner import _sampler
+
+    space = parse_space("objectives: [val_accuracy, params]\n")
+    with pytest.raises(SettingsError, match="--algo cmaes optimises one objective"):
+        _sampler("cmaes", 0, space)
+
+
+@pytest.mark.slow
+def test_no_scheduler_and_an_epoch_budget(small_digits, tmp_path, local_ray):
+    space = parse_space("learning_rate: {loguniform: [1.0e-3, 1.0e-2]}\nconv_blocks: 1\n"
+                        "filters: 4\ndense_units: 8\n")
+    # Without a scheduler, every trial trains all its epochs (patience never runs out).
+    settings = SearchSettings(name="fifo", scheduler="none", trials=3, max_epochs=3,
+                              grace_epochs=1, patience=3, cpus=2, storage=tmp_path / "ray")
+    outcome = run_search(space, small_digits, settings)
+    assert [(t.status, t.epochs) for t in outcome.trials] == [("completed", 3)] * 3
+
+    # A budget of 5 epochs in all ends the search long before 20 trials of 3 epochs.
+    settings = SearchSettings(name="budget", scheduler="none", trials=20, max_epochs=3,
+                              grace_epochs=1, patience=3, cpus=2, epoch_budget=5,
+                              storage=tmp_path / "ray")
+    outcome = run_search(space, small_digits, settings)
+    total = sum(t.epochs for t in outcome.trials)
+    assert 5 <= total <= 5 + 2  # trials running when the budget is reached finish an epoch
+    assert len(outcome.trials) < 20

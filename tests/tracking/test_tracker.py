@@ -1,0 +1,181 @@
+"""The MLflow tracker, against a real SQLite tracking store: runs, idempotency, registry."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from search.errors import TrackingError
+from search.observers import SearchOutcome, TrialResult
+from search.settings import SearchSettings
+from search.space import load_space
+from search.tracking import (
+    CHAMPION_ALIAS,
+    DEFAULT_TRACKING_URI,
+    TAG_ERROR,
+    TAG_STATUS,
+    SearchTracker,
+    resolve_tracking_uri,
+    using_tracking_store,
+)
+from search.trial.config import TrialConfig
+from search.trial.model import build_model
+
+PARAMS = TrialConfig().to_params()
+
+
+@pytest.fixture
+def tracker(tracking_uri, digits) -> SearchTracker:
+    tracker = SearchTracker(tracking_uri, "tests")
+    tracker.start_search(SearchSettings(name="s1", trials=5), load_space("default"), digits)
+    return tracker
+
+
+def _children(client: MlflowClient, tracker: SearchTracker) -> list:
+    return client.search_runs([tracker.experiment_id],
+                              f"tags.`mlflow.parentRunId` = '{tracker.parent_run_id}'")
+
+
+def test_tracking_uri_flag_then_environment_then_default(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert resolve_tracking_uri(None) == DEFAULT_TRACKING_URI == "sqlite:///mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert resolve_tracking_uri(None) == "http://127.0.0.1:5000"
+    assert resolve_tracking_uri("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_parent_run_holds_settings_space_and_data(tracker, tracking_uri):
+    run = MlflowClient(tracking_uri).get_run(tracker.parent_run_id)
+    assert run.info.run_name == "s1"
+    assert run.data.params["settings.trials"] == "5"
+    assert run.data.params["settings.algorithm"] == "tpe"
+    assert run.data.params["space.optimizer"].startswith("choice of 'sgd'")
+    assert run.data.params["data.input_shape"] == "8x8x1"
+    artifacts = {a.path for a in MlflowClient(tracking_uri).list_artifacts(run.info.run_id,
+                                                                          "space")}
+    assert artifacts == {"space/default.yaml"}
+
+
+def test_artifacts_of_a_local_store_live_beside_its_database(tracker, tracking_uri, tmp_path):
+    experiment = MlflowClient(tracking_uri).get_experiment(tracker.experiment_id)
+    assert experiment.artifact_location == (tmp_path / "mlartifacts").as_uri()
+
+
+def test_trial_lifecycle_is_one_child_run(tracker, tracking_uri, tmp_path):
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    (checkpoint / "model.keras").write_bytes(b"weights")
+    tracker.trial_started("t1", PARAMS)
+    for epoch in (1, 2, 3):
+        tracker.epoch_ended("t1", epoch, {"val_accuracy": 0.1 * epoch, "loss": 1.0 / epoch})
+    tracker.checkpoint_saved("t1", checkpoint)
+    tracker.trial_ended(TrialResult("t1", PARAMS, "completed", 3, 0.3))
+
+    client = MlflowClient(tracking_uri)
+    (child,) = _children(client, tracker)
+    assert child.info.status == "FINISHED"
+    assert child.data.tags[TAG_STATUS] == "completed"
+    assert child.data.params["optimizer"] == "adam"
+    assert child.data.params["augmentation.flip"] == "none"
+    history = client.get_metric_history(child.info.run_id, "val_accuracy")
+    assert [(m.step, round(m.value, 2)) for m in history] == [(1, 0.1), (2, 0.2), (3, 0.3)]
+    assert [a.path for a in client.list_artifacts(child.info.run_id, "checkpoint")] == \
+        ["checkpoint/model.keras"]
+
+
+def test_repeated_events_are_logged_once(tracker, tracking_uri, digits):
+    tracker.trial_started("t1", PARAMS)
+    tracker.epoch_ended("t1", 1, {"val_accuracy": 0.5})
+    tracker.trial_started("t1", PARAMS)
+    tracker.epoch_ended("t1", 1, {"val_accuracy": 0.5})
+
+    # A new driver (a resumed search) finds the same parent and child runs.
+    again = SearchTracker(tracking_uri, "tests")
+    assert again.start_search(SearchSettings(name="s1"), load_space("default"), digits,
+                              resume=True) == tracker.parent_run_id
+    again.trial_started("t1", PARAMS)
+    again.epoch_ended("t1", 1, {"val_accuracy": 0.5})
+    again.epoch_ended("t1", 2, {"val_accuracy": 0.6})
+
+    client = MlflowClient(tracking_uri)
+    (child,) = _children(client, tracker)
+    steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_accuracy")]
+    assert steps == [1, 2]
+
+
+def test_a_new_search_cannot_take_an_existing_name(tracker, tracking_uri, digits):
+    with pytest.raises(TrackingError, match=r"a search named 's1' already exists .*choose "
+                                            r"another --name"):
+        SearchTracker(tracking_uri, "tests").start_search(
+            SearchSettings(name="s1"), load_space("default"), digits)
+
+
+def test_failed_trial_keeps_its_error(tracker, tracking_uri):
+    tracker.trial_started("bad", PARAMS)
+    tracker.trial_ended(TrialResult("bad", PARAMS, "failed", 0, None,
+                                    error="TrainingError: loss became NaN"))
+    (child,) = _children(MlflowClient(tracking_uri), tracker)
+    assert child.info.status == "FAILED"
+    assert child.data.tags[TAG_ERROR] == "TrainingError: loss became NaN"
+
+
+def test_end_search_marks_the_parent(tracker, tracking_uri):
+    tracker.end_search("FAILED", "every trial failed")
+    run = MlflowClient(tracking_uri).get_run(tracker.parent_run_id)
+    assert run.info.status == "FAILED"
+    assert run.data.tags[TAG_ERROR] == "every trial failed"
+
+
+def test_finish_search_registers_the_champion(tracker, tracking_uri, digits, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    keras.utils.set_random_seed(0)
+    config = TrialConfig.from_params({"conv_blocks": 1, "filters": 4, "dense_units": 8})
+    model = build_model(config, digits.input_shape, digits.num_classes, digits.value_scale)
+    best = TrialResult("t1", config.to_params(), "completed", 2, 0.9)
+    outcome = SearchOutcome(trials=[best], best=best, best_checkpoint=Path("."),
+                            experiment_path="")
+    space = load_space("default")
+    registered = tracker.finish_search(outcome, space, {"test_accuracy": 0.88,
+                                                        "test_loss": 0.4}, model,
+                                       digits.x_test[:5], "tests-model")
+    assert registered.uri == f"models:/tests-model@{CHAMPION_ALIAS}"
+
+    client = MlflowClient(tracking_uri)
+    run = client.get_run(tracker.parent_run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["test_accuracy"] == pytest.approx(0.88)
+    assert run.data.params["best.conv_blocks"] == "1"
+    version = client.get_model_version_by_alias("tests-model", CHAMPION_ALIAS)
+    assert str(version.version) == registered.version
+
+    with using_tracking_store(tracking_uri):
+        loaded = mlflow.pyfunc.load_model(registered.uri)
+    signature = loaded.metadata.signature
+    assert signature.inputs.inputs[0].shape == (-1, 8, 8, 1)
+    expected = model.predict(digits.x_test[:3], verbose=0)
+    np.testing.assert_allclose(loaded.predict(digits.x_test[:3]), expected, rtol=1e-5)
+
+    # Logging the model left MLflow's process-wide state as it found it.
+    assert "MLFLOW_REGISTRY_URI" not in os.environ
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+
+    # A second search's best becomes the new champion.
+    second = tracker.finish_search(outcome, space, {"test_accuracy": 0.9}, model,
+                                   digits.x_test[:5], "tests-model")
+    assert int(second.version) == int(registered.version) + 1
+    assert str(client.get_model_version_by_alias("tests-model", CHAMPION_ALIAS).version) == \
+        second.version
+
+
+def test_unusable_store_is_a_tracking_error(tmp_path: Path):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    with pytest.raises(TrackingError, match="cannot use MLflow tracking store"):
+        SearchTracker(f"sqlite:///{not_a_folder / 'mlflow.db'}", "tests")

@@ -1,0 +1,124 @@
+"""The trainer: per-epoch reports, best-epoch checkpoints, early stopping, divergence."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+
+from search.errors import TrainingError
+from search.metrics import EPOCH_METRICS, MONITOR, OBJECTIVE
+from search.trial.config import TrialConfig
+from search.trial.model import build_model
+from search.trial.train import (
+    CHECKPOINT_FILE,
+    evaluate,
+    load_checkpoint,
+    train,
+)
+
+
+def _model(data, **kwargs):
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    config = TrialConfig.from_params({"conv_blocks": 1, "filters": 8, "dense_units": 16,
+                                      **kwargs})
+    return config, build_model(config, data.input_shape, data.num_classes, data.value_scale)
+
+
+def test_every_epoch_is_reported_with_a_checkpoint_when_it_is_the_best(small_digits, tmp_path):
+    config, model = _model(small_digits, optimizer="adam", learning_rate=0.01)
+    reports = []
+
+    def on_epoch(report):
+        if report.checkpoint_dir is not None:  # the file exists when the report goes out
+            assert (report.checkpoint_dir / CHECKPOINT_FILE).is_file()
+        reports.append(report)
+
+    outcome = train(model, config, small_digits, max_epochs=4, patience=4,
+                    checkpoint_dir=tmp_path, on_epoch=on_epoch)
+    assert [r.epoch for r in reports] == [1, 2, 3, 4]
+    assert outcome.epochs == 4
+    best = -1.0
+    for report in reports:
+        assert set(EPOCH_METRICS) | {OBJECTIVE} <= set(report.metrics)
+        improved = report.metrics[MONITOR] > best
+        best = max(best, report.metrics[MONITOR])
+        assert report.metrics[OBJECTIVE] == best
+        assert (report.checkpoint_dir is not None) == improved
+    assert [r.last for r in reports] == [False, False, False, True]
+    assert outcome.best_val_accuracy == best
+    assert best > 0.5  # it learned
+
+
+def test_early_stopping_restores_the_best_epoch(small_digits, tmp_path):
+    # A learning rate this high makes validation accuracy peak early and wander.
+    config, model = _model(small_digits, optimizer="sgd", learning_rate=1.5)
+    reports = []
+    outcome = train(model, config, small_digits, max_epochs=30, patience=2,
+                    checkpoint_dir=tmp_path, on_epoch=reports.append)
+    assert outcome.epochs < 30
+    assert reports[-1].last
+    assert outcome.epochs - outcome.best_epoch == 2
+    _, accuracy = model.evaluate(small_digits.x_val, small_digits.y_val, verbose=0)
+    assert accuracy == pytest.approx(outcome.best_val_accuracy, abs=1e-6)
+    saved = load_checkpoint(tmp_path)
+    _, saved_accuracy = saved.evaluate(small_digits.x_val, small_digits.y_val, verbose=0)
+    assert saved_accuracy == pytest.approx(outcome.best_val_accuracy, abs=1e-6)
+
+
+def test_nan_loss_is_a_training_error(small_digits, tmp_path):
+    # Pixels near float32's limit overflow the activations to inf, so the loss diverges.
+    x = small_digits.x_train * np.float32(1e37)
+    broken = dataclasses.replace(small_digits, x_train=x)
+    config, model = _model(broken)
+    with pytest.raises(TrainingError, match=r"loss became NaN or infinite in epoch 1 "
+                                            r"\(optimizer adam"):
+        train(model, config, broken, max_epochs=3, patience=3, checkpoint_dir=tmp_path)
+
+
+def test_evaluate_reports_test_metrics(small_digits, tmp_path):
+    config, model = _model(small_digits, learning_rate=0.01)
+    train(model, config, small_digits, max_epochs=2, patience=2, checkpoint_dir=tmp_path)
+    metrics = evaluate(load_checkpoint(tmp_path), small_digits)
+    assert set(metrics) == {"test_loss", "test_accuracy"}
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+
+
+def test_missing_checkpoint_is_a_training_error(tmp_path):
+    with pytest.raises(TrainingError, match="cannot load checkpoint"):
+        load_checkpoint(tmp_path)
+
+
+def test_inference_latency_is_a_positive_per_image_time(small_digits):
+    from search.trial.train import inference_latency_ms
+
+    _, model = _model(small_digits)
+    latency = inference_latency_ms(model, small_digits.x_val)
+    assert 0.0 < latency < 100.0  # milliseconds per image for a tiny CNN
+
+
+def test_input_pipeline_batches_shuffles_and_covers_every_example(small_digits):
+    from search.trial.train import EVALUATION_BATCH, input_pipeline
+
+    def epoch(batches):
+        labels, sizes = [], []
+        for _, y in batches:
+            labels += list(np.asarray(y))
+            sizes.append(len(y))
+        return labels, sizes
+
+    train_batches, val_batches = input_pipeline(small_digits, 32, seed=3)
+    first, sizes = epoch(train_batches)
+    second, _ = epoch(train_batches)
+    assert sorted(first) == sorted(small_digits.y_train.tolist())
+    assert sizes[:-1] == [32] * (len(sizes) - 1)
+    assert first != small_digits.y_train.tolist()  # shuffled
+    assert first != second  # and reshuffled every epoch
+    again, _ = epoch(input_pipeline(small_digits, 32, seed=3)[0])
+    assert again == first  # the same seed gives the same order
+    val_labels, val_sizes = epoch(val_batches)
+    assert val_labels == small_digits.y_val.tolist()  # validation keeps its order
+    assert max(val_sizes) <= EVALUATION_BATCH
