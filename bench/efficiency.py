@@ -31,6 +31,8 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
+from search.observers import SearchObserver
+
 #: Validation accuracy each data set's arms are timed to (a good CNN reaches about 0.98 on
 #: digits and about 0.88 on hard-digits in 20 epochs).
 TARGETS = {"digits": 0.97, "hard-digits": 0.85}
@@ -70,7 +72,7 @@ def hard_digits(seed: int = 0) -> Any:
 
 
 @dataclass
-class Timeline:
+class Timeline(SearchObserver):
     """Best-so-far validation accuracy after every reported epoch of a search."""
 
     target: float
@@ -87,12 +89,6 @@ class Timeline:
         self.best = max(self.best, metrics["val_accuracy"])
         self.points.append((time.perf_counter() - self.started, self.epochs, self.best))
 
-    def checkpoint_saved(self, trial_id: str, checkpoint_dir: Path) -> None:
-        pass
-
-    def trial_ended(self, result: Any) -> None:
-        pass
-
     def reached(self) -> tuple[float, int] | None:
         """(seconds, epochs) when the target was first reached, if it was."""
         for seconds, epochs, best in self.points:
@@ -103,7 +99,7 @@ class Timeline:
 
 def run_arm(data: Any, arm: tuple, seed: int, args: argparse.Namespace, workdir: Path,
             ) -> dict[str, Any]:
-    from search.engine import run_search
+    from search.engine.tuner import run_search
     from search.settings import SearchSettings
     from search.space import load_space
     from search.trial.train import evaluate, load_checkpoint

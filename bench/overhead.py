@@ -34,6 +34,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+from search.observers import SearchObserver
+
 
 def fixed_space(trials: int, epochs: int) -> str:
     """A grid space with exactly `trials` points: one CNN, `trials` learning rates."""
@@ -63,7 +65,7 @@ class TimedObserver:
         return timed
 
 
-class TrialTimes:
+class TrialTimes(SearchObserver):
     """Keeps each trial's latest ``time_*`` metrics, and how long after its start (in the
     driver) its first epoch was reported."""
 
@@ -79,12 +81,6 @@ class TrialTimes:
         self.latest[trial_id] = {k: v for k, v in metrics.items() if k.startswith("time_")}
         if epoch == 1:
             self.first_report[trial_id] = time.perf_counter() - self.started[trial_id]
-
-    def checkpoint_saved(self, trial_id: str, checkpoint_dir: Path) -> None:
-        pass
-
-    def trial_ended(self, result: Any) -> None:
-        pass
 
     def total(self, key: str) -> float:
         return sum(times.get(key, 0.0) for times in self.latest.values())
@@ -113,9 +109,9 @@ def bare_loop(configs: list, data: Any, epochs: int, *, trainer: bool) -> float:
 
 def full_search(space: Any, data: Any, trials: int, epochs: int, concurrency: int | None,
                 workdir: Path, name: str) -> dict[str, Any]:
-    from search.engine import run_search
+    from search.engine.tuner import run_search
     from search.settings import SearchSettings
-    from search.tracking import SearchTracker
+    from search.tracking.tracker import SearchTracker
 
     settings = SearchSettings(name=name, algorithm="grid", scheduler="none", trials=trials,
                               max_epochs=epochs, patience=epochs + 1, grace_epochs=1,

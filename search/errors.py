@@ -12,7 +12,10 @@ or `RuntimeError` keep working.
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 class SearchError(Exception):
@@ -61,3 +64,20 @@ class TrackingError(SearchError, RuntimeError):
 
 class SearchFailed(SearchError, RuntimeError):
     """The search ran but produced no usable trial (for example, every trial failed)."""
+
+
+class SearchInterrupted(SearchError):
+    """A signal (Ctrl+C's SIGINT, or SIGTERM from Ray Jobs, Kubernetes, systemd) stopped
+    the search before its end. Its running trials were checkpointed; it can be resumed.
+
+    Not a mistake of the user's: the CLI prints what finished and how to resume, and exits
+    with 128 + the signal's number, as shells expect.
+    """
+
+    def __init__(self, signum: int, trials: Sequence[Any] = ()) -> None:
+        self.signum = signum
+        #: The trials that ended before the signal (`TrialResult`s).
+        self.trials = list(trials)
+        #: Trial events MLflow could not take, one line per trial (set by the pipeline).
+        self.unrecorded: list[str] = []
+        super().__init__(f"stopped by {signal.Signals(signum).name}")

@@ -9,9 +9,10 @@ the driver restarts and resumes a search), so each must handle repeats idempoten
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 TrialStatus = Literal["completed", "stopped", "failed"]
 
@@ -21,8 +22,9 @@ class TrialResult:
     """How a trial ended.
 
     ``completed``: trained until early stopping or the epoch budget; ``stopped``: the
-    scheduler (ASHA) stopped it for lagging behind; ``failed``: it raised (message in
-    `error`).
+    scheduler (ASHA) stopped it for lagging behind, or the search's budget ran out;
+    ``failed``: it raised, or its worker died more often than retried (message in `error`).
+    A failed trial keeps the best value it reached before failing.
     """
 
     trial_id: str
@@ -34,6 +36,10 @@ class TrialResult:
     #: The trial's last reported objective values by metric name (best_val_accuracy,
     #: params, latency_ms where measured).
     values: dict[str, float] = field(default_factory=dict)
+    #: The trial's number in its search, from 1 (0: unknown).
+    number: int = 0
+    #: A failed trial's traceback, when its code raised.
+    error_detail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,15 +59,32 @@ class SearchOutcome:
     infeasible: Counter[str] = field(default_factory=Counter)
     #: With several objectives: the trials no other trial beats on all of them.
     pareto: list[TrialResult] = field(default_factory=list)
+    #: Why the search ended before its trial budget (a time or epoch budget), if it did.
+    stop_reason: str | None = None
 
 
-class SearchObserver(Protocol):
-    """Receives trial events from the engine, in the driver."""
+class SearchObserver:
+    """Receives trial events from the engine, in the driver. Subclasses override the
+    events they need; the others do nothing.
 
-    def trial_started(self, trial_id: str, params: dict[str, Any]) -> None: ...
+    `search_started` comes first, once per driver run: `ended` are the trials a resumed
+    search finished before (empty for a new search), `unfinished` the ids of trials it
+    will continue. `checkpoint_dir` holds the trial's new best model (`BEST_FILE` of
+    `search.trial.checkpoints`) and is valid only during the call.
+    """
 
-    def epoch_ended(self, trial_id: str, epoch: int, metrics: dict[str, float]) -> None: ...
+    def search_started(self, budget: int, ended: Sequence[TrialResult],
+                       unfinished: Sequence[str]) -> None:
+        """The search's trial loop began."""
 
-    def checkpoint_saved(self, trial_id: str, checkpoint_dir: Path) -> None: ...
+    def trial_started(self, trial_id: str, params: dict[str, Any]) -> None:
+        """A trial began, or a restarted one began again."""
 
-    def trial_ended(self, result: TrialResult) -> None: ...
+    def epoch_ended(self, trial_id: str, epoch: int, metrics: dict[str, float]) -> None:
+        """A trial finished an epoch (its own count, from 1)."""
+
+    def checkpoint_saved(self, trial_id: str, checkpoint_dir: Path) -> None:
+        """A trial's best model changed."""
+
+    def trial_ended(self, result: TrialResult) -> None:
+        """A trial ended: completed, stopped or failed."""

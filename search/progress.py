@@ -6,16 +6,16 @@ same events as the MLflow tracker.
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from search.observers import TrialResult
+from search.observers import SearchObserver, TrialResult
 
 
-class SearchProgress:
+class SearchProgress(SearchObserver):
     """A rich progress bar over the search's trials. Use as a context manager."""
 
     def __init__(self, console: Console, trials: int) -> None:
@@ -35,24 +35,28 @@ class SearchProgress:
     def __exit__(self, *exc: object) -> None:
         self._progress.stop()
 
+    def search_started(self, budget: int, ended: Sequence[TrialResult],
+                       unfinished: Sequence[str]) -> None:
+        self._progress.update(self._task, total=budget, completed=0)
+        for result in ended:  # a resumed search's earlier trials count as done
+            self._count(result)
+        self._refresh()
+
     def trial_started(self, trial_id: str, params: dict[str, Any]) -> None:
         self._running.add(trial_id)
         self._refresh()
 
-    def epoch_ended(self, trial_id: str, epoch: int, metrics: dict[str, float]) -> None:
-        pass
-
-    def checkpoint_saved(self, trial_id: str, checkpoint_dir: Path) -> None:
-        pass
-
     def trial_ended(self, result: TrialResult) -> None:
         self._running.discard(result.trial_id)
+        self._count(result)
+        self._refresh()
+
+    def _count(self, result: TrialResult) -> None:
         if result.status == "failed":
             self._failed += 1
         elif result.best_val_accuracy is not None:
             self._best = max(self._best or 0.0, result.best_val_accuracy)
         self._progress.advance(self._task)
-        self._refresh()
 
     def _refresh(self) -> None:
         parts = [f"{len(self._running)} running"]

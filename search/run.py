@@ -1,12 +1,14 @@
 """``python -m search.run``: run a hyperparameter search from the command line.
 
-The CLI owns the console. It validates everything it can before starting anything heavy
-(the space file, the data, whether the space's models fit the data), then runs the search
-with the MLflow tracker and a progress bar as observers, evaluates the best model on the
-test split, registers it, and prints a summary with the commands to inspect it.
+The CLI owns the console. It turns its flags into a `SearchRequest` (or, with
+``--resume NAME``, reads back the one that search recorded), has `search.pipeline` check
+it before anything heavy starts (the space file, the data, whether the space's models fit
+the data) and run it with a progress bar, and prints a summary with the commands to
+inspect the result.
 
-Every `SearchError` is caught here, once, and printed as one line (exit status 2).
-Anything else is a bug and keeps its traceback.
+Every `SearchError` is caught here, once, and printed as one line (exit status 2). A
+search stopped by SIGINT or SIGTERM prints what finished and, last, the command that
+resumes it (exit status 130 or 143). Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import os
 import re
 import shlex
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -24,18 +27,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from search.errors import SearchError, SettingsError
+from search.errors import SearchError, SearchInterrupted, SettingsError
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from search.observers import SearchOutcome
+    from search.observers import TrialResult
+    from search.pipeline import PreparedSearch, SearchReport
+    from search.request import SearchRequest
     from search.space import SearchSpace
-    from search.tracking import RegisteredModel, SearchTracker
 
-#: Exit status for user errors (bad flags, bad files, unusable data) and interruptions.
+#: Exit status for user errors (bad flags, bad files, unusable data).
 EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
+
+#: The flags a resumed search may be given: the rest come from what it recorded.
+RESUME_FLAGS = ("resume", "trials", "time_budget", "tracking_uri", "storage", "verbose")
 
 #: How many of the best trials the summary table shows.
 SUMMARY_ROWS = 5
@@ -52,7 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     """The CLI's flags; defaults come from the modules that own them."""
     from search.data import DEFAULT_DATA
     from search.data.sources import COLOR_MODES, KERAS_DATASETS
-    from search.settings import ALGORITHMS, DEFAULT_TRIALS, SCHEDULERS, SearchSettings
+    from search.settings import (
+        ALGORITHMS,
+        DEFAULT_GRACE_EPOCHS,
+        DEFAULT_TRIALS,
+        SCHEDULERS,
+        SearchSettings,
+    )
     from search.space import DEFAULT_SPACE
 
     defaults = {f.name: f.default for f in dataclasses.fields(SearchSettings)}
@@ -86,12 +98,24 @@ def build_parser() -> argparse.ArgumentParser:
                         help="most epochs per trial")
     budget.add_argument("--patience", type=int, default=defaults["patience"],
                         help="epochs without improvement before a trial stops itself")
-    budget.add_argument("--grace-epochs", type=int, default=defaults["grace_epochs"],
-                        help="epochs every trial gets before ASHA may stop it")
+    budget.add_argument("--grace-epochs", type=int, default=None,
+                        help="epochs every trial gets before ASHA may stop it (default: "
+                             f"{DEFAULT_GRACE_EPOCHS}, or --max-epochs if smaller)")
     budget.add_argument("--scheduler", choices=list(SCHEDULERS), default="asha",
                         help="; ".join(f"{k}: {v}" for k, v in SCHEDULERS.items()))
     budget.add_argument("--epoch-budget", type=int, default=None, metavar="N",
                         help="stop the search once its trials have trained N epochs in all")
+    budget.add_argument("--time-budget", default=None, metavar="DURATION",
+                        help="end the search normally after DURATION (90s, 30m, 2h; counted "
+                             "from each start of a resumed search): running trials stop, "
+                             "the best so far is registered")
+    budget.add_argument("--max-failures", type=int, default=defaults["max_failures"],
+                        metavar="N", help="restarts, from its latest checkpoint, of a trial "
+                                          "whose worker died (killed, out of memory); trials "
+                                          "that raise are not retried")
+    budget.add_argument("--max-consecutive-failures", type=int,
+                        default=defaults["max_consecutive_failures"], metavar="N",
+                        help="stop the search after N failed trials in a row")
     budget.add_argument("--seed", type=int, default=defaults["seed"],
                         help="seed of the search algorithm and weight initialisation")
     what.add_argument("--algo", choices=list(ALGORITHMS), default=None,
@@ -122,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     tracking.add_argument("--model-name", default=None,
                           help="Model Registry name of the best model "
                                "(default: convsearch-<data name>)")
+    parser.add_argument("--resume", default=None, metavar="NAME",
+                        help="continue the search NAME (run from the folder it ran in, or "
+                             "give its --storage): its space, data and settings come from "
+                             "what it recorded; --trials N extends it to N trials in all")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="show Ray Tune's status and the trials' own output")
     return parser
@@ -130,116 +158,155 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    session = _Session()
+    # SIGTERM outside the trials' loop (loading data, registering the model) stops the
+    # driver as Ctrl+C does; inside it, the engine stops the search cleanly.
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
         _configure_logging(args.verbose)
-        return _search(args)
+        return _search(args, _given_flags(parser, argv), session)
+    except SearchInterrupted as exc:
+        session.interrupted(exc)
+        return 128 + exc.signum
     except SearchError as exc:
         print(f"convsearch: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("convsearch: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        session.interrupted(SearchInterrupted(signal.SIGINT))
+        return 128 + signal.SIGINT
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
-def _search(args: argparse.Namespace) -> int:
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise SearchInterrupted(signum)
+
+
+class _Session:
+    """What the CLI knows of the search it runs, for the last words of an interrupted one."""
+
+    def __init__(self) -> None:
+        self.console: Console | None = None
+        self.prepared: PreparedSearch | None = None
+
+    def interrupted(self, exc: SearchInterrupted) -> None:
+        console = self.console
+        if console is None or self.prepared is None:
+            print(f"convsearch: {exc}", file=sys.stderr)
+            return
+        if exc.trials:
+            _print_trials(console, exc.trials)
+        _print_unrecorded(console, exc.unrecorded)
+        settings = self.prepared.settings
+        console.print(f"[bold yellow]search {settings.name} {exc}[/bold yellow]: running "
+                      "trials were checkpointed; the champion model was not changed")
+        storage = ("" if Path(settings.storage) == _default_storage()
+                   else f" --storage {shlex.quote(str(settings.storage))}")
+        console.print(f"resume it with: {_shell_path(sys.executable)} -m search.run --resume "
+                      f"{shlex.quote(settings.name)}{storage}", soft_wrap=True,
+                      markup=False, highlight=False)
+
+
+def _given_flags(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> set[str]:
+    """The destinations of the flags the user gave (not defaulted)."""
+    saved = {action.dest: action.default for action in parser._actions}
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    try:
+        return set(vars(parser.parse_args(argv)))
+    finally:
+        for action in parser._actions:
+            action.default = saved[action.dest]
+
+
+def _request(args: argparse.Namespace, given: set[str]) -> tuple[SearchRequest, bool]:
+    """The request the flags describe, and whether it resumes a search."""
+    from search.pipeline import load_request
+    from search.request import DataRequest, SearchRequest
+    from search.settings import SearchSettings, parse_duration
+
+    time_budget = parse_duration(args.time_budget) if args.time_budget else None
+    if args.resume:
+        fixed = sorted(given - set(RESUME_FLAGS))
+        if fixed:
+            names = ", ".join("--" + name.replace("_", "-") for name in fixed)
+            raise SettingsError(f"--resume continues a search with the settings it "
+                                f"recorded; {names} cannot be given with it (only --trials, "
+                                "--time-budget, --tracking-uri, --storage)")
+        request = load_request(args.resume, args.storage)
+        settings = request.settings
+        if "trials" in given:
+            settings = dataclasses.replace(settings, trials=args.trials)
+        if "time_budget" in given:
+            settings = dataclasses.replace(settings, time_budget_s=time_budget)
+        changes: dict[str, object] = {"settings": settings}
+        if "tracking_uri" in given:
+            changes["tracking_uri"] = args.tracking_uri
+        return dataclasses.replace(request, **changes), True
+    overrides = {"name": args.name} if args.name else {}
+    settings = SearchSettings(
+        algorithm=args.algo, trials=args.trials, max_epochs=args.max_epochs,
+        patience=args.patience, scheduler=args.scheduler, epoch_budget=args.epoch_budget,
+        time_budget_s=time_budget, grace_epochs=args.grace_epochs, seed=args.seed,
+        concurrency=args.concurrency, cpus=args.cpus, gpus_per_trial=args.gpus_per_trial,
+        storage=args.storage, ray_address=args.ray_address, max_failures=args.max_failures,
+        max_consecutive_failures=args.max_consecutive_failures, **overrides)
+    data = DataRequest(source=args.data, limit=args.data_limit,
+                       image_size=_image_size(args.image_size) if args.image_size else None,
+                       color_mode=args.color_mode)
+    return SearchRequest(space=args.space, data=data, settings=settings,
+                         tracking_uri=args.tracking_uri, experiment=args.experiment,
+                         model_name=args.model_name), False
+
+
+def _search(args: argparse.Namespace, given: set[str], session: _Session) -> int:
     from rich.console import Console
 
-    from search.data import load_dataset
-    from search.settings import DEFAULT_ALGORITHM, SearchSettings
-    from search.space import load_space
-    from search.space.sampling import grid_points, require_feasible
+    from search.pipeline import execute, prepare
 
     # Off a terminal (CI logs, pipes) rich assumes 80 columns; the summary needs more.
     console = Console(width=None if sys.stdout.isatty() else 120)
-    space = load_space(args.space)
-    image_size = _image_size(args.image_size) if args.image_size else None
+    request, resume = _request(args, given)
     with _native_output_hidden(unless=args.verbose):  # folders and keras: load TensorFlow
-        data = load_dataset(args.data, limit=args.data_limit, image_size=image_size,
-                            color_mode=args.color_mode)
-    survey = require_feasible(space, data.input_shape, data.num_classes)
-    overrides = {"name": args.name} if args.name else {}
-    algorithm = args.algo or ("grid" if space.is_grid() else DEFAULT_ALGORITHM)
-    grid_size = len(grid_points(space, data.input_shape, data.num_classes)[0]) \
-        if algorithm == "grid" else None
-    settings = SearchSettings(
-        algorithm=algorithm,
-        trials=SearchSettings(trials=args.trials).trial_budget(grid_size),
-        max_epochs=args.max_epochs, patience=args.patience, scheduler=args.scheduler,
-        epoch_budget=args.epoch_budget,
-        grace_epochs=args.grace_epochs, seed=args.seed, concurrency=args.concurrency,
-        cpus=args.cpus, gpus_per_trial=args.gpus_per_trial, storage=args.storage,
-        ray_address=args.ray_address, **overrides)
-    model_name = args.model_name or f"convsearch-{data.slug}"
+        prepared = prepare(request)
+    survey, settings, data = prepared.survey, prepared.settings, prepared.data
 
     # Heavy imports (TensorFlow, Ray, MLflow) only once the input is known to be good.
     with _native_output_hidden(unless=args.verbose):
-        from search.engine import run_search
+        import search.engine.tuner
+        import search.tracking.tracker  # noqa: F401
         from search.progress import SearchProgress
-        from search.tracking import DEFAULT_EXPERIMENT, SearchTracker, resolve_tracking_uri
-        from search.trial.train import configure_tensorflow, evaluate, load_checkpoint
+        from search.trial.train import configure_tensorflow
 
         # The driver evaluates the best model: let TensorFlow probe for GPUs now, while
         # its CUDA messages are hidden, and grow GPU memory rather than take it all.
         configure_tensorflow(cpu_threads=None)
     _configure_logging(args.verbose)
 
-    tracking_uri = resolve_tracking_uri(args.tracking_uri)
-    tracker = SearchTracker(tracking_uri, args.experiment or DEFAULT_EXPERIMENT)
-    tracker.start_search(settings, space, data)
     sizes = "/".join(str(n) for n in data.sizes().values())
-    console.print(f"[bold]{settings.name}[/bold]: {settings.trials} trials ({algorithm}), space "
-                  f"{space.path}, data {data.name} (train/val/test {sizes}), "
-                  f"tracking {tracking_uri}")
+    verb = "resuming" if resume else "starting"
+    console.print(f"[bold]{settings.name}[/bold]: {verb}, {settings.trials} trials "
+                  f"({settings.algorithm}), space {prepared.request.space}, data {data.name} "
+                  f"(train/val/test {sizes}), tracking {prepared.request.tracking_uri}")
     if survey.feasible < survey.samples:
         console.print(f"{survey.samples - survey.feasible} of {survey.samples} sampled configs "
                       f"cannot be trained on these images; the search skips such configs")
-    try:
-        with SearchProgress(console, settings.trial_budget()) as progress:
-            outcome = run_search(space, data, settings, observers=[tracker, progress],
-                                 verbose=args.verbose)
-        model = load_checkpoint(outcome.best_checkpoint)
-        test_metrics = evaluate(model, data)
-        registered = tracker.finish_search(outcome, space, test_metrics, model,
-                                           data.x_test[:5], model_name)
-    except SearchError as exc:
-        tracker.end_search("FAILED", str(exc))
-        raise
-    except KeyboardInterrupt:
-        tracker.end_search("KILLED", "interrupted")
-        raise
-    _print_summary(console, outcome, space, test_metrics, registered, tracker, tracking_uri,
-                   data.input_shape)
+    session.console, session.prepared = console, prepared
+    with SearchProgress(console, settings.trials) as progress:
+        report = execute(prepared, [progress], resume=resume, verbose=args.verbose)
+    _print_summary(console, report, prepared.space, data.input_shape)
     return 0
 
 
-def _print_summary(console: Console, outcome: SearchOutcome, space: SearchSpace,
-                   test_metrics: dict[str, float], registered: RegisteredModel,
-                   tracker: SearchTracker, tracking_uri: str,
+def _print_summary(console: Console, report: SearchReport, space: SearchSpace,
                    input_shape: tuple[int, ...]) -> None:
-    from rich.table import Table
-
-    from search.trial.config import TrialConfig
-
-    ranked = sorted((t for t in outcome.trials if t.best_val_accuracy is not None),
-                    key=lambda t: -t.best_val_accuracy)
-    table = Table(title=f"Best trials ({len(outcome.trials)} run)")
-    for column in ("trial", "val acc", "epochs", "status", "optimizer", "lr", "conv blocks",
-                   "dense", "batch"):
-        table.add_column(column, no_wrap=True)
-    for trial in ranked[:SUMMARY_ROWS]:
-        config = TrialConfig.from_params(trial.params)
-        conv = ", ".join(f"{b.filters}@{b.kernel_size}x{b.kernel_size}"
-                         f"{'' if b.convs_per_block == 1 else f'x{b.convs_per_block}'}"
-                         f"{'' if b.stride == 1 else f'/{b.stride}'} {b.pooling}"
-                         for b in config.blocks)
-        table.add_row(trial.trial_id, f"{trial.best_val_accuracy:.4f}", str(trial.epochs),
-                      trial.status, config.optimizer, f"{config.learning_rate:.1e}", conv,
-                      str(config.dense_units), str(config.batch_size))
-    console.print(table)
-    statuses = {s: sum(t.status == s for t in outcome.trials)
-                for s in ("completed", "stopped", "failed")}
+    outcome, registered = report.outcome, report.registered
+    _print_trials(console, outcome.trials)
     if outcome.pareto:
+        from rich.table import Table
+
         from search.objectives import OBJECTIVES
 
         front = Table(title=f"Pareto front ({len(outcome.pareto)} trials; "
@@ -257,30 +324,72 @@ def _print_summary(console: Console, outcome: SearchOutcome, space: SearchSpace,
         rule = (f"highest {' + '.join(f'{w:g}*{n}' for n, w in space.trade_off.items())}"
                 if space.trade_off else f"best {space.objectives[0]}")
         console.print(f"registered model: {rule}")
-    console.print("trials: " + ", ".join(f"{n} {s}" for s, n in statuses.items()))
+    if outcome.stop_reason:
+        console.print(f"the search ended early: {outcome.stop_reason}")
     skipped = sum(outcome.infeasible.values())
     if skipped:
         reason, count = outcome.infeasible.most_common(1)[0]
         console.print(f"skipped {skipped} sampled configs that could not be trained (most "
                       f"often, {count}x: {reason})", markup=False)
-    for trial in (t for t in outcome.trials if t.status == "failed"):
-        console.print(f"  [red]failed[/red] trial {trial.trial_id}: {trial.error}",
-                      markup=True, highlight=False)
+    _print_unrecorded(console, report.unrecorded)
+    test_metrics = report.test_metrics
     console.print(f"[bold green]best model: test accuracy {test_metrics['test_accuracy']:.4f}"
                   f"[/bold green] (test loss {test_metrics['test_loss']:.4f}), trial "
                   f"{outcome.best.trial_id}, registered as {registered.uri} "
                   f"(version {registered.version})")
     python = _shell_path(sys.executable)
+    tracking_uri = report.tracking_uri
     env = f"MLFLOW_TRACKING_URI={shlex.quote(tracking_uri)} "
     console.print("\nOpen this search in the MLflow UI:", soft_wrap=True)
     console.print(f"  {python} -m mlflow ui --backend-store-uri {shlex.quote(tracking_uri)}"
-                  f"  # then http://127.0.0.1:5000/{tracker.run_url()}", soft_wrap=True,
+                  f"  # then http://127.0.0.1:5000/{report.run_url}", soft_wrap=True,
                   markup=False)
     console.print("Load the best model:", soft_wrap=True)
     shape = ", ".join(map(str, input_shape))
     snippet = (f'import mlflow, numpy as np; model = mlflow.pyfunc.load_model("{registered.uri}"); '
                f'print(model.predict(np.zeros((1, {shape}), "float32")))')
     console.print(f"  {env}{python} -c {shlex.quote(snippet)}", soft_wrap=True, markup=False)
+
+
+def _print_trials(console: Console, trials: Sequence[TrialResult]) -> None:
+    """The best trials as a table, then the count of each outcome and the failures."""
+    from rich.table import Table
+
+    from search.trial.config import TrialConfig
+
+    ranked = sorted((t for t in trials if t.best_val_accuracy is not None),
+                    key=lambda t: -t.best_val_accuracy)
+    table = Table(title=f"Best trials ({len(trials)} run)")
+    for column in ("trial", "val acc", "epochs", "status", "optimizer", "lr", "conv blocks",
+                   "dense", "batch"):
+        table.add_column(column, no_wrap=True)
+    for trial in ranked[:SUMMARY_ROWS]:
+        config = TrialConfig.from_params(trial.params)
+        conv = ", ".join(f"{b.filters}@{b.kernel_size}x{b.kernel_size}"
+                         f"{'' if b.convs_per_block == 1 else f'x{b.convs_per_block}'}"
+                         f"{'' if b.stride == 1 else f'/{b.stride}'} {b.pooling}"
+                         for b in config.blocks)
+        table.add_row(trial.trial_id, f"{trial.best_val_accuracy:.4f}", str(trial.epochs),
+                      trial.status, config.optimizer, f"{config.learning_rate:.1e}", conv,
+                      str(config.dense_units), str(config.batch_size))
+    console.print(table)
+    statuses = {s: sum(t.status == s for t in trials) for s in ("completed", "stopped", "failed")}
+    console.print("trials: " + ", ".join(f"{n} {s}" for s, n in statuses.items()))
+    for trial in (t for t in trials if t.status == "failed"):
+        console.print(f"  [red]failed[/red] trial {trial.trial_id}: {trial.error}",
+                      markup=True, highlight=False)
+
+
+def _print_unrecorded(console: Console, unrecorded: Sequence[str]) -> None:
+    if unrecorded:
+        console.print("[yellow]MLflow could not record[/yellow] (it is in Ray's results): "
+                      + "; ".join(unrecorded), highlight=False)
+
+
+def _default_storage() -> Path:
+    from search.settings import DEFAULT_STORAGE
+
+    return DEFAULT_STORAGE
 
 
 def _image_size(text: str) -> tuple[int, int]:

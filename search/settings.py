@@ -9,6 +9,7 @@ budgets and output paths.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +22,10 @@ DEFAULT_STORAGE = Path("ray_results")
 
 #: Trials in a search unless told otherwise (a grid search runs every grid point instead).
 DEFAULT_TRIALS = 24
+
+#: Epochs every trial gets before ASHA may stop it, unless told otherwise; never more
+#: than the trials' own epoch limit.
+DEFAULT_GRACE_EPOCHS = 4
 
 #: Search algorithms by name: Optuna's samplers behind Ray Tune, or an exhaustive grid.
 ALGORITHMS: dict[str, str] = {
@@ -53,8 +58,8 @@ class SearchSettings:
     name: str = dataclasses.field(default_factory=new_search_name)
     #: Trials to run in all; None: DEFAULT_TRIALS, or every grid point for a grid search.
     trials: int | None = None
-    #: Search algorithm, a key of ALGORITHMS.
-    algorithm: str = DEFAULT_ALGORITHM
+    #: Search algorithm, a key of ALGORITHMS; None: `choose_algorithm`'s choice.
+    algorithm: str | None = None
     #: Trial scheduler, a key of SCHEDULERS.
     scheduler: str = "asha"
     #: Stop the whole search once its trials have trained this many epochs in all.
@@ -63,8 +68,11 @@ class SearchSettings:
     max_epochs: int = 30
     #: Epochs without a better validation accuracy before a trial stops itself.
     patience: int = 5
-    #: Epochs every trial gets before ASHA may stop it for being behind the others.
-    grace_epochs: int = 4
+    #: Epochs every trial gets before ASHA may stop it for being behind the others;
+    #: None: DEFAULT_GRACE_EPOCHS, or max_epochs if that is smaller.
+    grace_epochs: int | None = None
+    #: Seconds after which the search ends as if its trial budget were spent.
+    time_budget_s: float | None = None
     #: Seed of the search algorithm and of every trial's weight initialisation.
     seed: int = 0
     #: Trials at a time; None: as many as the CPUs/GPUs allow.
@@ -77,24 +85,33 @@ class SearchSettings:
     storage: Path = DEFAULT_STORAGE
     #: Address of a running Ray cluster; None starts a local one.
     ray_address: str | None = None
+    #: Times a trial whose worker died (killed, out of memory, lost node) is restarted
+    #: from its latest checkpoint. Trials that raise are not retried: they would again.
+    max_failures: int = 2
+    #: Failed trials in a row after which the search gives up.
+    max_consecutive_failures: int = 5
 
     def __post_init__(self) -> None:
         """Raises:
             SettingsError: a setting out of range, named by its CLI flag.
         """
         at_least_one = ("trials", "max_epochs", "patience", "grace_epochs", "concurrency",
-                        "cpus", "epoch_budget")
+                        "cpus", "epoch_budget", "max_consecutive_failures")
         for name in at_least_one:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise SettingsError(f"{_flag(name)} must be at least 1, got {value}")
-        if self.algorithm not in ALGORITHMS:
+        if self.algorithm is not None and self.algorithm not in ALGORITHMS:
             raise SettingsError(f"--algo {self.algorithm!r} is not a search algorithm "
                                 f"(known: {', '.join(ALGORITHMS)})")
         if self.scheduler not in SCHEDULERS:
             raise SettingsError(f"--scheduler {self.scheduler!r} is not a scheduler (known: "
                                 f"{', '.join(SCHEDULERS)})")
-        if self.grace_epochs > self.max_epochs:
+        if self.max_failures < 0:
+            raise SettingsError(f"--max-failures must be 0 or more, got {self.max_failures}")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise SettingsError(f"--time-budget must be positive, got {self.time_budget_s:g}s")
+        if self.grace_epochs is not None and self.grace_epochs > self.max_epochs:
             raise SettingsError(f"--grace-epochs ({self.grace_epochs}) cannot exceed "
                                 f"--max-epochs ({self.max_epochs})")
         if self.gpus_per_trial is not None and self.gpus_per_trial < 0:
@@ -102,6 +119,14 @@ class SearchSettings:
         if not self.name or "/" in self.name or self.name.strip() != self.name:
             raise SettingsError(f"--name {self.name!r} must be a non-empty name without '/' "
                                 "or surrounding spaces")
+
+    @property
+    def grace(self) -> int:
+        """Epochs every trial gets before ASHA may stop it: as given, else the default
+        capped at max_epochs (so a quick ``--max-epochs 3`` needs no other flag)."""
+        if self.grace_epochs is not None:
+            return self.grace_epochs
+        return min(DEFAULT_GRACE_EPOCHS, self.max_epochs)
 
     def trial_budget(self, grid_points: int | None = None) -> int:
         """Trials to run: as asked, else every grid point of a grid search, else the
@@ -113,6 +138,37 @@ class SearchSettings:
     def to_params(self) -> dict[str, Any]:
         """Flat, loggable form (for MLflow params)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def to_record(self) -> dict[str, Any]:
+        """JSON-able form, read back by `from_record` (a resumed search's settings)."""
+        return {**self.to_params(), "storage": str(self.storage)}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> SearchSettings:
+        """Settings from `to_record`'s form; names it does not know are ignored."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in record.items() if k in known}
+        if "storage" in values and "://" not in values["storage"]:
+            values["storage"] = Path(values["storage"])
+        return cls(**values)
+
+
+def choose_algorithm(requested: str | None, grid_space: bool) -> str:
+    """The search algorithm to use: as requested, else grid for a space with grid lists,
+    else DEFAULT_ALGORITHM."""
+    return requested or ("grid" if grid_space else DEFAULT_ALGORITHM)
+
+
+def parse_duration(text: str) -> float:
+    """``90s``, ``30m``, ``2h`` or a plain number of seconds -> seconds.
+
+    Raises:
+        SettingsError: not a positive number with an optional s, m or h.
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not match or float(match.group(1)) <= 0:
+        raise SettingsError(f"--time-budget {text!r} is not a duration like 90s, 30m or 2h")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
 def _flag(setting: str) -> str:

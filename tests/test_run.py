@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from search.run import build_parser
-from search.tracking import CHAMPION_ALIAS, TAG_ROLE, TAG_STATUS, using_tracking_store
+from search.tracking.tracker import CHAMPION_ALIAS, TAG_ROLE, TAG_STATUS, using_tracking_store
 
 
 def run_cli(*args: str, cwd: Path, timeout: int = 120) -> subprocess.CompletedProcess:
@@ -127,7 +127,7 @@ def test_three_trial_search_end_to_end(tmp_path, digits):
     assert parent.data.params["settings.trials"] == "3"
     assert "test_accuracy" in parent.data.metrics
     assert "best_val_accuracy" in parent.data.metrics
-    assert parent.data.params["best.optimizer"] in ("adam", "nadam")
+    assert parent.data.tags["best.optimizer"] in ("adam", "nadam")
     assert [a.path for a in client.list_artifacts(parent.info.run_id, "space")] == \
         ["space/tiny.yaml"]
 

@@ -14,6 +14,7 @@ with the data is a one-line `DataError` before a trial starts.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,16 @@ class Dataset:
     def sizes(self) -> dict[str, int]:
         """Examples per split, for logging."""
         return {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)}
+
+    def fingerprint(self) -> str:
+        """A digest of every split's images and labels: a resumed search checks that its
+        data is still what it started with."""
+        digest = hashlib.sha256()
+        for array in (self.x_train, self.y_train, self.x_val, self.y_val, self.x_test,
+                      self.y_test):
+            digest.update(str(array.shape).encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()[:16]
 
     @property
     def slug(self) -> str:

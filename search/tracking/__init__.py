@@ -1,18 +1,5 @@
-"""Records searches in MLflow. The only package that imports MLflow."""
-
-from search.tracking.tracker import (
-    CHAMPION_ALIAS,
-    DEFAULT_EXPERIMENT,
-    DEFAULT_TRACKING_URI,
-    TAG_ERROR,
-    TAG_ROLE,
-    TAG_STATUS,
-    RegisteredModel,
-    SearchTracker,
-    resolve_tracking_uri,
-    using_tracking_store,
-)
-
-__all__ = ["CHAMPION_ALIAS", "DEFAULT_EXPERIMENT", "DEFAULT_TRACKING_URI", "TAG_ERROR",
-           "TAG_ROLE", "TAG_STATUS", "RegisteredModel", "SearchTracker",
-           "resolve_tracking_uri", "using_tracking_store"]
+"""Records searches in MLflow. The only package that imports MLflow: `tracker` (a search
+as a parent run and its trials as child runs, the registry), `writer` (trial events
+written off Tune's event loop, retried), `plots` (figures logged with runs), `uri` (which
+store, without importing MLflow).
+"""

@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
@@ -28,6 +28,12 @@ from typing import Any
 # MLflow 3 sends usage telemetry unless told not to; convsearch runs where there may be no
 # network at all, and users did not ask for it.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# MLflow's HTTP client retries a failed request for minutes by default. Trial events are
+# retried by `search.tracking.writer` with its own backoff, and a tracking server that is
+# down at the start should be a quick one-line error, so its own retries are kept short.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 import mlflow
 import numpy as np
@@ -37,15 +43,13 @@ from mlflow.tracking import MlflowClient
 
 from search.data import Dataset
 from search.errors import TrackingError
-from search.observers import SearchOutcome, TrialResult
+from search.memory import rss_mb
+from search.observers import SearchObserver, SearchOutcome, TrialResult
 from search.settings import SearchSettings
 from search.space import SearchSpace
 
 logger = logging.getLogger(__name__)
 
-#: Tracking store used when neither --tracking-uri nor MLFLOW_TRACKING_URI is given:
-#: a SQLite file in the working directory.
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 #: Folder, beside a local SQLite store's file, that holds its runs' artifacts.
 ARTIFACT_DIR_NAME = "mlartifacts"
 #: MLflow experiment that searches are recorded in unless told otherwise.
@@ -61,14 +65,22 @@ TAG_ROLE = "convsearch.role"
 TAG_TRIAL_ID = "convsearch.trial_id"
 TAG_STATUS = "convsearch.status"
 TAG_ERROR = "convsearch.error"
+TAG_TRIAL_NUMBER = "convsearch.trial_number"
+#: The search's trial budget now (a resumed search may have been extended).
+TAG_BUDGET = "convsearch.trial_budget"
+#: Prefix of the tags holding the best trial's parameters (tags: an extended search's
+#: best may change, and MLflow params cannot).
+BEST_PREFIX = "best."
+#: The driver's resident memory when a trial ended, in MB (a metric of each trial run).
+DRIVER_RSS = "driver_rss_mb"
 
 _MLFLOW_PARENT_TAG = "mlflow.parentRunId"
 _RUN_STATUS = {"completed": "FINISHED", "stopped": "FINISHED", "failed": "FAILED"}
-
-
-def resolve_tracking_uri(flag: str | None) -> str:
-    """--tracking-uri, else $MLFLOW_TRACKING_URI, else the local SQLite default."""
-    return flag or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+#: Status tag of a trial run that an interrupted search left unfinished (it continues
+#: when the search is resumed), and of one a resumed search discarded (it started after
+#: the driver's last snapshot, so its config runs again as a new trial).
+INTERRUPTED = "interrupted"
+DISCARDED = "discarded"
 
 
 @dataclass(frozen=True)
@@ -80,7 +92,7 @@ class RegisteredModel:
     uri: str  # models:/<name>@champion
 
 
-class SearchTracker:
+class SearchTracker(SearchObserver):
     """Writes one search into an MLflow experiment.
 
     Call `start_search` first, then let the engine deliver trial events, then call
@@ -108,6 +120,7 @@ class SearchTracker:
         self._search_name: str | None = None
         self._trial_runs: dict[str, str] = {}
         self._logged_epochs: dict[str, int] = {}
+        self._open_trials: set[str] = set()
 
     # -- the search (parent run) -------------------------------------------------------
 
@@ -132,6 +145,8 @@ class SearchTracker:
             if existing:
                 run_id = existing[0].info.run_id
                 self.client.update_run(run_id, status="RUNNING")
+                if TAG_ERROR in existing[0].data.tags:  # why it stopped last time
+                    self.client.delete_tag(run_id, TAG_ERROR)
             else:
                 run_id = self.client.create_run(
                     self.experiment_id, run_name=settings.name,
@@ -161,7 +176,8 @@ class SearchTracker:
         run_id = self._require_parent()
         best = outcome.best
         with _mlflow_errors("cannot record the search's result in MLflow"):
-            self._log_params(run_id, {f"best.{k}": v for k, v in best.params.items()})
+            for key, value in best.params.items():
+                self.client.set_tag(run_id, f"{BEST_PREFIX}{key}", _param_value(value))
             self.client.set_tag(run_id, "convsearch.best_trial_id", best.trial_id)
             best_run = self._trial_runs.get(best.trial_id)
             if best_run:
@@ -198,11 +214,27 @@ class SearchTracker:
         self.client.log_figure(run_id, figure, "pareto_front.png")
         self.client.set_tag(run_id, "convsearch.pareto_front", ",".join(rows["trial_id"]))
 
+    def note_budget(self, trials: int, extended_from: int | None = None) -> None:
+        """Record the search's trial budget, and that a resume extended it."""
+        run_id = self._require_parent()
+        with _mlflow_errors("cannot record the search's budget in MLflow"):
+            self.client.set_tag(run_id, TAG_BUDGET, str(trials))
+            if extended_from is not None and extended_from != trials:
+                self.client.set_tag(run_id, "convsearch.extended",
+                                    f"{extended_from} -> {trials} trials")
+
     def end_search(self, status: str, message: str | None = None) -> None:
-        """Close the parent run without a result: ``FAILED`` or ``KILLED`` (interrupted)."""
+        """Close the parent run without a result: ``FAILED`` or ``KILLED`` (interrupted),
+        and with it the runs of trials that had not ended (``KILLED``; a resumed search
+        reopens them)."""
         if self.parent_run_id is None:
             return
-        with _mlflow_errors("cannot close the search's MLflow run"):
+        with _mlflow_errors("cannot close the search's MLflow runs"):
+            for trial_id in sorted(self._open_trials):
+                run_id = self._trial_runs[trial_id]
+                self.client.set_tag(run_id, TAG_STATUS, INTERRUPTED)
+                self.client.set_terminated(run_id, status="KILLED")
+            self._open_trials.clear()
             if message:
                 self.client.set_tag(self.parent_run_id, TAG_ERROR, message[:5000])
             self.client.set_terminated(self.parent_run_id, status=status)
@@ -213,34 +245,68 @@ class SearchTracker:
 
     # -- trials (child runs): the SearchObserver interface ------------------------------
 
+    def search_started(self, budget: int, ended: Sequence[TrialResult],
+                       unfinished: Sequence[str]) -> None:
+        """On a resumed search, discard the runs of trials that Tune does not know: they
+        started after the dead driver's last snapshot, and run again as new trials."""
+        parent = self._require_parent()
+        known = {t.trial_id for t in ended} | set(unfinished)
+        with _mlflow_errors("cannot read the search's trial runs"):
+            runs = self.client.search_runs(
+                [self.experiment_id], f"tags.`{_MLFLOW_PARENT_TAG}` = '{parent}'",
+                max_results=50_000)
+            for run in runs:
+                trial_id = run.data.tags.get(TAG_TRIAL_ID)
+                if trial_id in known:
+                    continue
+                logger.info("discarding the MLflow run of trial %s: it started after the "
+                            "last snapshot of the search and runs again", trial_id)
+                self.client.set_tag(run.info.run_id, TAG_STATUS, DISCARDED)
+                self.client.set_terminated(run.info.run_id, status="KILLED")
+                self.client.delete_run(run.info.run_id)
+
     def trial_started(self, trial_id: str, params: dict[str, Any]) -> None:
         self._trial_run(trial_id, params)
+        self._open_trials.add(trial_id)
 
-    def epoch_ended(self, trial_id: str, epoch: int, metrics: dict[str, float]) -> None:
+    def epoch_ended(self, trial_id: str, epoch: int, metrics: dict[str, float], *,
+                    timestamp_ms: int | None = None) -> None:
+        """Log one epoch's metrics at step `epoch`, once: an epoch logged before (by a
+        driver that died, or before a trial restarted) is not logged again."""
         run_id = self._trial_run(trial_id)
         if epoch <= self._logged_epochs.get(trial_id, 0):
-            return  # already logged, before a driver restart
+            return
         with _mlflow_errors(f"cannot log epoch {epoch} of trial {trial_id}"):
-            now = _now_ms()
+            now = timestamp_ms or _now_ms()
             self.client.log_batch(run_id, metrics=[
                 Metric(key, value, now, epoch) for key, value in metrics.items()])
         self._logged_epochs[trial_id] = epoch
 
     def checkpoint_saved(self, trial_id: str, checkpoint_dir: Path) -> None:
+        """Log the trial's best model (the folder's `BEST_FILE`) as ``checkpoint/``."""
+        from search.trial.checkpoints import BEST_FILE
+
         run_id = self._trial_run(trial_id)
         with _mlflow_errors(f"cannot log the checkpoint of trial {trial_id}"):
-            self.client.log_artifacts(run_id, str(checkpoint_dir),
-                                      artifact_path=CHECKPOINT_ARTIFACT)
+            self.client.log_artifact(run_id, str(checkpoint_dir / BEST_FILE),
+                                     artifact_path=CHECKPOINT_ARTIFACT)
 
-    def trial_ended(self, result: TrialResult) -> None:
+    def trial_ended(self, result: TrialResult, *, timestamp_ms: int | None = None) -> None:
         run_id = self._trial_run(result.trial_id, result.params)
         with _mlflow_errors(f"cannot close the run of trial {result.trial_id}"):
             tags = [RunTag(TAG_STATUS, result.status)]
+            if result.number:
+                tags.append(RunTag(TAG_TRIAL_NUMBER, str(result.number)))
             if result.error:
                 tags.append(RunTag(TAG_ERROR, result.error[:5000]))
-            metrics = [Metric("epochs", float(result.epochs), _now_ms(), 0)]
+            now = timestamp_ms or _now_ms()
+            metrics = [Metric("epochs", float(result.epochs), now, 0),
+                       Metric(DRIVER_RSS, rss_mb(), now, 0)]
             self.client.log_batch(run_id, metrics=metrics, tags=tags)
+            if result.error_detail:
+                self.client.log_text(run_id, result.error_detail, "error.txt")
             self.client.set_terminated(run_id, status=_RUN_STATUS[result.status])
+        self._open_trials.discard(result.trial_id)
 
     # -- helpers -----------------------------------------------------------------------
 

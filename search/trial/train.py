@@ -1,14 +1,15 @@
-"""Train one compiled model with early stopping and a checkpoint of its best epoch.
+"""Train one compiled model with early stopping, checkpointing every epoch.
 
-Called inside a trial. After every epoch it calls `on_epoch` with the epoch's metrics and,
-when that epoch is the best so far, the directory holding its checkpoint; the engine turns
-those calls into Ray Tune reports. Nothing here knows about Ray or MLflow.
+Called inside a trial. After every epoch it rewrites the trial's checkpoint folder (best
+and latest epoch, see `search.trial.checkpoints`) and calls `on_epoch` with the epoch's
+metrics; the engine turns those calls into Ray Tune reports. Given the state of an
+earlier run (`resume`), training continues from the epoch after it, with early stopping
+where it stood. Nothing here knows about Ray or MLflow.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,12 +22,13 @@ import numpy as np
 from search.data import Dataset
 from search.errors import TrainingError
 from search.metrics import EPOCH_METRICS, MONITOR, OBJECTIVE
+from search.trial.checkpoints import BEST_FILE, TrainingState, load_best, save_epoch
 from search.trial.config import TrialConfig
 
 #: Batch size of validation and test passes (no gradients: bigger is just faster).
 EVALUATION_BATCH = 256
-#: The file name of a trial's checkpoint inside its checkpoint directory.
-CHECKPOINT_FILE = "model.keras"
+#: The file name of a trial's best model inside its checkpoint directory.
+CHECKPOINT_FILE = BEST_FILE
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,10 @@ class EpochReport:
 
     epoch: int  # counted from 1
     metrics: dict[str, float]  # EPOCH_METRICS and OBJECTIVE
-    #: The checkpoint folder when this epoch is the best so far (just saved), else None.
-    checkpoint_dir: Path | None
+    #: The checkpoint folder, just rewritten for this epoch.
+    checkpoint_dir: Path
+    #: True when this epoch is the best so far (the folder's best model changed).
+    improved: bool
     #: True when training ends after this epoch by its own rule (early stopping or the
     #: epoch budget), so a trial whose last report lacks it was stopped from outside.
     last: bool
@@ -92,28 +96,32 @@ def input_pipeline(data: Dataset, batch_size: int, *, seed: int = 0) -> tuple[An
 
 def train(model: keras.Model, config: TrialConfig, data: Dataset, *, max_epochs: int,
           patience: int, checkpoint_dir: Path, on_epoch: OnEpoch | None = None,
-          shuffle_seed: int = 0) -> TrainingOutcome:
+          shuffle_seed: int = 0, resume: TrainingState | None = None) -> TrainingOutcome:
     """Fit `model` on the training split, validating each epoch.
 
     Stops after `patience` epochs without a better `MONITOR`, and leaves `model` holding
     its best epoch's weights, which are also saved as `checkpoint_dir / CHECKPOINT_FILE`.
+    With `resume` (the state saved in `checkpoint_dir` by an earlier run, whose latest
+    model `model` is), training continues after `resume.epoch`.
 
     Raises:
         TrainingError: the loss became NaN or infinite.
     """
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    reporter = _EpochReporter(checkpoint_dir, on_epoch, max_epochs)
+    early_stopping = _ResumableEarlyStopping(
+        monitor=MONITOR, mode="max", patience=patience, restore_best_weights=True,
+        resume=resume, best_weights=(load_best(checkpoint_dir).get_weights()
+                                     if resume is not None else None))
+    reporter = _EpochReporter(checkpoint_dir, on_epoch, max_epochs, early_stopping, resume)
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.ModelCheckpoint(os.fspath(checkpoint_dir / CHECKPOINT_FILE),
-                                        monitor=MONITOR, mode="max", save_best_only=True),
-        keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=patience,
-                                      restore_best_weights=True),
-        # Last: the checkpoint file exists and EarlyStopping has decided when it reports.
+        early_stopping,
+        # Last: EarlyStopping has decided whether training ends when it reports.
         reporter,
     ]
     train_batches, val_batches = input_pipeline(data, config.batch_size, seed=shuffle_seed)
     model.fit(train_batches, epochs=max_epochs, validation_data=val_batches,
+              initial_epoch=resume.epoch if resume is not None else 0,
               callbacks=callbacks, shuffle=False, verbose=0)  # the pipeline shuffles
     if reporter.diverged_at is not None:
         raise TrainingError(f"loss became NaN or infinite in epoch {reporter.diverged_at} "
@@ -123,17 +131,40 @@ def train(model: keras.Model, config: TrialConfig, data: Dataset, *, max_epochs:
                            best_val_accuracy=reporter.best)
 
 
-class _EpochReporter(keras.callbacks.Callback):
-    """Turns Keras epoch ends into `on_epoch` calls and remembers the best epoch."""
+class _ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras's EarlyStopping, which a continued run starts where the earlier one stood
+    (patience counter, best value and weights) instead of from scratch."""
 
-    def __init__(self, checkpoint_dir: Path, on_epoch: OnEpoch | None, max_epochs: int) -> None:
+    def __init__(self, *, resume: TrainingState | None, best_weights: list | None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._resume = resume
+        self._resume_weights = best_weights
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)
+        if self._resume is not None:
+            self.wait = self._resume.wait
+            self.best = self._resume.best
+            self.best_epoch = self._resume.best_epoch - 1  # Keras counts from 0
+            self.best_weights = self._resume_weights
+
+
+class _EpochReporter(keras.callbacks.Callback):
+    """Turns Keras epoch ends into checkpoints and `on_epoch` calls, and remembers the
+    best epoch."""
+
+    def __init__(self, checkpoint_dir: Path, on_epoch: OnEpoch | None, max_epochs: int,
+                 early_stopping: keras.callbacks.EarlyStopping,
+                 resume: TrainingState | None) -> None:
         super().__init__()
         self.checkpoint_dir = checkpoint_dir
         self.on_epoch = on_epoch
         self.max_epochs = max_epochs
-        self.best = -math.inf
-        self.best_epoch = 0
-        self.epochs = 0
+        self.early_stopping = early_stopping
+        self.best = resume.best if resume else -math.inf
+        self.best_epoch = resume.best_epoch if resume else 0
+        self.epochs = resume.epoch if resume else 0
         self.diverged_at: int | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -145,14 +176,17 @@ class _EpochReporter(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         self.epochs = number
-        improved = metrics[MONITOR] > self.best  # the same rule as ModelCheckpoint's
+        improved = metrics[MONITOR] > self.best  # the same rule as EarlyStopping's
         if improved:
             self.best, self.best_epoch = metrics[MONITOR], number
         metrics[OBJECTIVE] = self.best
+        last = bool(self.model.stop_training) or number >= self.max_epochs
+        save_epoch(self.model, self.checkpoint_dir, TrainingState(
+            epoch=number, best=self.best, best_epoch=self.best_epoch,
+            wait=int(self.early_stopping.wait), finished=last, metrics=metrics))
         if self.on_epoch is not None:
-            last = bool(self.model.stop_training) or number >= self.max_epochs
             self.on_epoch(EpochReport(epoch=number, metrics=metrics, last=last,
-                                      checkpoint_dir=self.checkpoint_dir if improved else None))
+                                      checkpoint_dir=self.checkpoint_dir, improved=improved))
 
 
 def inference_latency_ms(model: keras.Model, images: np.ndarray, *, batch: int = 32,
@@ -175,11 +209,7 @@ def load_checkpoint(checkpoint_dir: Path) -> keras.Model:
     Raises:
         TrainingError: the checkpoint is missing or unreadable.
     """
-    path = checkpoint_dir / CHECKPOINT_FILE
-    try:
-        return keras.models.load_model(path)
-    except (OSError, ValueError) as exc:
-        raise TrainingError(f"cannot load checkpoint {path}: {exc}") from exc
+    return load_best(checkpoint_dir)
 
 
 def evaluate(model: keras.Model, data: Dataset) -> dict[str, float]:

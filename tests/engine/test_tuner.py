@@ -1,4 +1,4 @@
-"""The Ray Tune engine: resource planning, and real searches on local Ray."""
+"""The Ray Tune engine: real searches on local Ray."""
 
 from __future__ import annotations
 
@@ -8,32 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search.engine import plan_resources, run_search
-from search.errors import SearchFailed, SettingsError
+from search.engine.tuner import run_search
+from search.errors import SearchFailed
 from search.settings import SearchSettings
 from search.space import load_space, parse_space
 from search.trial.train import CHECKPOINT_FILE
-
-
-@pytest.mark.parametrize(("settings", "cluster", "expected"), [
-    ({}, {"CPU": 2}, (1, 0.0, 2)),
-    ({"concurrency": 1}, {"CPU": 2}, (2, 0.0, 1)),
-    ({}, {"CPU": 16}, (1, 0.0, 16)),
-    ({"trials": 3}, {"CPU": 16}, (5, 0.0, 3)),
-    ({}, {"CPU": 16, "GPU": 1}, (16, 1.0, 1)),
-    ({}, {"CPU": 16, "GPU": 4}, (4, 1.0, 4)),
-    ({"gpus_per_trial": 0.5}, {"CPU": 16, "GPU": 1}, (8, 0.5, 2)),
-    ({"gpus_per_trial": 0}, {"CPU": 8, "GPU": 1}, (1, 0.0, 8)),
-])
-def test_plan_resources(settings, cluster, expected):
-    plan = plan_resources(SearchSettings(**settings), cluster)
-    assert (plan.cpus, plan.gpus, plan.concurrency) == expected
-
-
-def test_more_gpus_than_the_cluster_has_is_a_settings_error():
-    with pytest.raises(SettingsError, match=r"--gpus-per-trial 1 asks for more GPUs than "
-                                            r"Ray sees \(0\)"):
-        plan_resources(SearchSettings(gpus_per_trial=1), {"CPU": 2})
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +30,9 @@ class Recorder:
 
     def __init__(self) -> None:
         self.events: list[tuple] = []
+
+    def search_started(self, budget, ended, unfinished):
+        self.events.append(("search", budget, list(ended), list(unfinished)))
 
     def trial_started(self, trial_id, params):
         self.events.append(("started", trial_id, params))
@@ -134,23 +116,6 @@ def test_grid_search_runs_each_feasible_point_once(small_digits, tmp_path, local
     assert sum(outcome.infeasible.values()) == 2
 
 
-def test_pickled_callback_reports_to_the_observers_of_the_current_driver():
-    # Tune pickles callbacks into the experiment for Tuner.restore; live observers (MLflow
-    # clients, consoles) must not travel, yet a restored callback must reach them.
-    import ray.cloudpickle as pickle
-
-    from search.engine.tuner import _ACTIVE_OBSERVERS, _ObserverCallback
-
-    restored = pickle.loads(pickle.dumps(_ObserverCallback("resumable")))
-    assert restored.observers == []
-    recorder = Recorder()
-    _ACTIVE_OBSERVERS["resumable"] = [recorder]
-    try:
-        assert restored.observers == [recorder]
-    finally:
-        _ACTIVE_OBSERVERS.pop("resumable")
-
-
 @pytest.mark.slow
 def test_same_seed_and_one_trial_at_a_time_samples_the_same_configs(small_digits, tmp_path,
                                                                    local_ray):
@@ -179,27 +144,6 @@ def test_every_algorithm_runs_a_real_search(algorithm, small_digits, tmp_path, l
     assert len(outcome.trials) == 3
     assert all(t.status == "completed" for t in outcome.trials)
     assert len({t.params["learning_rate"] for t in outcome.trials}) == 3
-
-
-def test_gp_without_pytorch_is_a_clear_error(monkeypatch):
-    import importlib.util
-
-    from search.engine.tuner import _sampler
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "torch" else real(name, *a))
-    with pytest.raises(SettingsError, match=r"--algo gp needs the torch package "
-                                            r"\(pip install -e '.\[gp\]'\)"):
-        _sampler("gp", 0, parse_space("optimizer: adam\n"))
-
-
-def test_cmaes_refuses_several_objectives():
-    from search.engine.tuner import _sampler
-
-    space = parse_space("objectives: [val_accuracy, params]\n")
-    with pytest.raises(SettingsError, match="--algo cmaes optimises one objective"):
-        _sampler("cmaes", 0, space)
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from search.observers import SearchOutcome, TrialResult
 from search.settings import SearchSettings
 from search.space import load_space
-from search.tracking import SearchTracker, using_tracking_store
+from search.tracking.tracker import SearchTracker, using_tracking_store
 from search.trial.config import TrialConfig
 from search.trial.model import build_model
 from tests.conftest import REPO

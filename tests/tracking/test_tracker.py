@@ -15,15 +15,14 @@ from search.errors import TrackingError
 from search.observers import SearchOutcome, TrialResult
 from search.settings import SearchSettings
 from search.space import load_space
-from search.tracking import (
+from search.tracking.tracker import (
     CHAMPION_ALIAS,
-    DEFAULT_TRACKING_URI,
     TAG_ERROR,
     TAG_STATUS,
     SearchTracker,
-    resolve_tracking_uri,
     using_tracking_store,
 )
+from search.tracking.uri import DEFAULT_TRACKING_URI, resolve_tracking_uri
 from search.trial.config import TrialConfig
 from search.trial.model import build_model
 
@@ -33,7 +32,8 @@ PARAMS = TrialConfig().to_params()
 @pytest.fixture
 def tracker(tracking_uri, digits) -> SearchTracker:
     tracker = SearchTracker(tracking_uri, "tests")
-    tracker.start_search(SearchSettings(name="s1", trials=5), load_space("default"), digits)
+    tracker.start_search(SearchSettings(name="s1", trials=5, algorithm="tpe"),
+                         load_space("default"), digits)
     return tracker
 
 
@@ -151,7 +151,7 @@ def test_finish_search_registers_the_champion(tracker, tracking_uri, digits, mon
     run = client.get_run(tracker.parent_run_id)
     assert run.info.status == "FINISHED"
     assert run.data.metrics["test_accuracy"] == pytest.approx(0.88)
-    assert run.data.params["best.conv_blocks"] == "1"
+    assert run.data.tags["best.conv_blocks"] == "1"
     version = client.get_model_version_by_alias("tests-model", CHAMPION_ALIAS)
     assert str(version.version) == registered.version
 

@@ -1,4 +1,5 @@
-"""The trainer: per-epoch reports, best-epoch checkpoints, early stopping, divergence."""
+"""The trainer: per-epoch reports and checkpoints, early stopping, divergence, and
+continuing from a checkpoint."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from search.errors import TrainingError
 from search.metrics import EPOCH_METRICS, MONITOR, OBJECTIVE
+from search.trial.checkpoints import LATEST_FILE, TrainingState, load_latest, read_state
 from search.trial.config import TrialConfig
 from search.trial.model import build_model
 from search.trial.train import (
@@ -28,13 +30,17 @@ def _model(data, **kwargs):
     return config, build_model(config, data.input_shape, data.num_classes, data.value_scale)
 
 
-def test_every_epoch_is_reported_with_a_checkpoint_when_it_is_the_best(small_digits, tmp_path):
+def test_every_epoch_is_reported_with_its_checkpoint(small_digits, tmp_path):
     config, model = _model(small_digits, optimizer="adam", learning_rate=0.01)
     reports = []
 
     def on_epoch(report):
-        if report.checkpoint_dir is not None:  # the file exists when the report goes out
-            assert (report.checkpoint_dir / CHECKPOINT_FILE).is_file()
+        # The folder holds this epoch when the report goes out: its state, the best model,
+        # and the latest one when it is not the best.
+        state = read_state(report.checkpoint_dir)
+        assert state.epoch == report.epoch and state.finished == report.last
+        assert (report.checkpoint_dir / CHECKPOINT_FILE).is_file()
+        assert (report.checkpoint_dir / LATEST_FILE).is_file() == (not report.improved)
         reports.append(report)
 
     outcome = train(model, config, small_digits, max_epochs=4, patience=4,
@@ -47,7 +53,7 @@ def test_every_epoch_is_reported_with_a_checkpoint_when_it_is_the_best(small_dig
         improved = report.metrics[MONITOR] > best
         best = max(best, report.metrics[MONITOR])
         assert report.metrics[OBJECTIVE] == best
-        assert (report.checkpoint_dir is not None) == improved
+        assert report.improved == improved
     assert [r.last for r in reports] == [False, False, False, True]
     assert outcome.best_val_accuracy == best
     assert best > 0.5  # it learned
@@ -122,3 +128,44 @@ def test_input_pipeline_batches_shuffles_and_covers_every_example(small_digits):
     val_labels, val_sizes = epoch(val_batches)
     assert val_labels == small_digits.y_val.tolist()  # validation keeps its order
     assert max(val_sizes) <= EVALUATION_BATCH
+
+
+def test_training_continues_from_its_latest_checkpoint(small_digits, tmp_path):
+    config, model = _model(small_digits, optimizer="adam", learning_rate=0.01)
+    first = []
+    with pytest.raises(KeyboardInterrupt):  # the driver dies after epoch 2
+        def on_epoch(report):
+            first.append(report)
+            if report.epoch == 2:
+                raise KeyboardInterrupt
+        train(model, config, small_digits, max_epochs=5, patience=5, checkpoint_dir=tmp_path,
+              on_epoch=on_epoch)
+    steps = int(model.optimizer.iterations)
+
+    state = read_state(tmp_path)
+    assert (state.epoch, state.finished) == (2, False)
+    restored = load_latest(tmp_path, state)
+    assert int(restored.optimizer.iterations) == steps  # the optimizer's state came back
+    second = []
+    outcome = train(restored, config, small_digits, max_epochs=5, patience=5,
+                    checkpoint_dir=tmp_path, on_epoch=second.append, resume=state)
+    assert [r.epoch for r in second] == [3, 4, 5]
+    assert outcome.epochs == 5 and second[-1].last
+    assert int(restored.optimizer.iterations) == steps * 5 // 2
+    # The best value carries over: it never drops below the first run's best.
+    assert second[0].metrics[OBJECTIVE] >= first[-1].metrics[OBJECTIVE]
+
+
+def test_a_continued_run_keeps_its_patience_count(small_digits, tmp_path):
+    config, model = _model(small_digits, optimizer="adam", learning_rate=0.01)
+    train(model, config, small_digits, max_epochs=1, patience=3, checkpoint_dir=tmp_path)
+    state = read_state(tmp_path)
+    # As if two epochs without improvement had passed, on an unbeatable best.
+    unbeatable = TrainingState(epoch=3, best=1.01, best_epoch=1, wait=2, finished=False,
+                               metrics=state.metrics)
+    reports = []
+    outcome = train(load_latest(tmp_path, state), config, small_digits, max_epochs=10,
+                    patience=3, checkpoint_dir=tmp_path, on_epoch=reports.append,
+                    resume=unbeatable)
+    assert [r.epoch for r in reports] == [4]  # the third epoch without improvement stops it
+    assert reports[-1].last and outcome.best_epoch == 1

@@ -1,0 +1,51 @@
+"""Who stops trials early: a Ray Tune scheduler across trials (ASHA stops laggards), and
+`SearchStopper`, which ends the whole search when its `SearchControl` says a budget is
+spent (epochs, time) or too many trials failed in a row.
+
+`SearchStopper` stops each running trial at its next report rather than all at once
+(Tune's `stop_all`), because a trial stopped all at once loses the checkpoint it was
+saving then: the search would keep a trial's score without the model that earned it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.stopper import Stopper
+
+from search.engine.control import control_of
+from search.settings import SearchSettings
+
+#: ASHA keeps the top 1/REDUCTION_FACTOR of trials at each rung.
+ASHA_REDUCTION_FACTOR = 3
+
+#: Reported with every epoch: the trial's own epoch counter (continues on restart), which
+#: schedulers, budgets and MLflow steps count in.
+EPOCH = "epoch"
+
+
+def make_scheduler(settings: SearchSettings) -> Any:
+    """Tune's trial scheduler for `settings.scheduler`."""
+    if settings.scheduler == "none":
+        return FIFOScheduler()
+    return ASHAScheduler(time_attr=EPOCH, max_t=settings.max_epochs,
+                         grace_period=settings.grace, reduction_factor=ASHA_REDUCTION_FACTOR)
+
+
+class SearchStopper(Stopper):
+    """Stops every trial after its current epoch once the search is stopping."""
+
+    def __init__(self, search_name: str) -> None:
+        self.search_name = search_name
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        control = control_of(self.search_name)
+        if control is None:
+            return False
+        if EPOCH in result:
+            control.epochs[trial_id] = int(result[EPOCH])
+        return control.stopping()
+
+    def stop_all(self) -> bool:
+        return False

@@ -1,0 +1,187 @@
+"""One trial inside a Ray worker: build (or restore) the config's CNN, train it, and
+report every epoch to Tune with the trial's checkpoint folder.
+
+A trial that Ray restarts (a resumed search, a retried worker) finds its latest
+checkpoint with `tune.get_checkpoint()` and continues after that epoch; one whose
+training had already ended only reports its result again. A trial whose own code raises
+(a diverged loss, a model that cannot be built, a bug) reports the error and its best
+value so far as its final result instead of raising: Tune retries only trials whose
+worker died, and the search algorithm learns the value. Workers are reused from trial
+to trial (TensorFlow stays loaded); one whose memory has grown is replaced.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import shutil
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+from ray.tune.trainable.function_trainable import wrap_function
+
+from search.data import Dataset
+from search.engine.callbacks import ERROR, ERROR_DETAIL, LAST_EPOCH, WORKER_RSS
+from search.engine.searchers import TRIAL_NUMBER
+from search.engine.stopping import EPOCH
+from search.memory import rss_mb
+from search.metrics import LATENCY, OBJECTIVE, PARAMS
+from search.objectives import worst_values
+from search.settings import SearchSettings
+from search.trial.checkpoints import TrainingState, read_state
+from search.trial.config import TrialConfig
+from search.trial.faults import inject
+
+logger = logging.getLogger(__name__)
+
+#: A reused worker whose memory grew by more than this since its first trial ended is
+#: replaced by a fresh one (TensorFlow or a library leaking from trial to trial).
+WORKER_GROWTH_LIMIT_MB = 1024.0
+
+#: Longest traceback kept with a failed trial's result.
+_DETAIL_CHARS = 20_000
+
+#: This worker's memory after its first trial, the baseline for WORKER_GROWTH_LIMIT_MB.
+_first_trial_rss: float | None = None
+
+
+def make_trainable(data: Dataset, settings: SearchSettings, cpu_threads: int,
+                   gpus: float, objectives: tuple[str, ...]) -> Any:
+    """The Tune trainable of a search: `run_trial` with the data in Ray's object store,
+    the trial's resources, and worker recycling. Call inside a Ray session."""
+    data_ref = ray.put(data)
+
+    def convsearch_trial(config: dict[str, Any]) -> None:
+        run_trial(config, data=ray.get(data_ref), settings=settings, cpu_threads=cpu_threads,
+                  objectives=objectives)
+
+    class ConvsearchTrial(wrap_function(convsearch_trial)):
+        def reset_config(self, new_config: dict) -> bool:
+            # False makes Tune replace this worker instead of reusing it.
+            if _first_trial_rss is not None and \
+                    rss_mb() - _first_trial_rss > WORKER_GROWTH_LIMIT_MB:
+                logger.warning("replacing a trial worker whose memory grew from %.0f MB "
+                               "to %.0f MB", _first_trial_rss, rss_mb())
+                return False
+            return super().reset_config(new_config)
+
+    return tune.with_resources(ConvsearchTrial, {"cpu": cpu_threads, "gpu": gpus})
+
+
+def run_trial(config: dict[str, Any], *, data: Dataset, settings: SearchSettings,
+              cpu_threads: int, objectives: tuple[str, ...]) -> None:
+    """One trial, inside a Ray worker: build or restore, train, report each epoch.
+
+    Reports, with every epoch, where the trial's own time went so far (``time_*``
+    seconds): setup (TensorFlow start-up in a fresh worker), model build, and reporting
+    (`tune.report`, which also persists checkpoints), and the worker's memory.
+    """
+    global _first_trial_rss
+    started = time.perf_counter()
+    from search.trial.train import configure_tensorflow
+
+    configure_tensorflow(cpu_threads)
+    import keras
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(settings.seed)
+    number = int(config.get(TRIAL_NUMBER, 0))
+    trial_config = TrialConfig.from_params({k: v for k, v in config.items()
+                                            if k != TRIAL_NUMBER})
+    workdir = Path(tempfile.mkdtemp(prefix="convsearch-trial-"))
+    try:
+        _Trial(trial_config, number, data, settings, objectives, workdir, started).run()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        keras.backend.clear_session()
+        gc.collect()
+        if _first_trial_rss is None:
+            _first_trial_rss = rss_mb()
+
+
+class _Trial:
+    """The steps of one trial, sharing its timing and size figures."""
+
+    def __init__(self, config: TrialConfig, number: int, data: Dataset,
+                 settings: SearchSettings, objectives: tuple[str, ...], workdir: Path,
+                 started: float) -> None:
+        self.config = config
+        self.number = number
+        self.data = data
+        self.settings = settings
+        self.objectives = objectives
+        self.workdir = workdir
+        self.timing = {"time_setup_s": 0.0, "time_build_s": 0.0, "time_report_s": 0.0}
+        self.size: dict[str, float] = {}
+        self.started = started
+        self.reporting = False
+
+    def run(self) -> None:
+        from search.trial.checkpoints import load_best, load_latest
+        from search.trial.model import build_model
+        from search.trial.train import train
+
+        checkpoint = tune.get_checkpoint()
+        state = None
+        if checkpoint is not None:
+            checkpoint.to_directory(str(self.workdir))
+            state = read_state(self.workdir)
+        self.timing["time_setup_s"] = time.perf_counter() - self.started
+        try:
+            if state is not None and state.finished:
+                # Ended before the restart (the driver died before it heard): say so again.
+                self._measure(load_best(self.workdir))
+                self._report({**state.metrics, EPOCH: state.epoch, LAST_EPOCH: True})
+                return
+            started = time.perf_counter()
+            if state is not None:
+                model = load_latest(self.workdir, state)
+            else:
+                model = build_model(self.config, self.data.input_shape,
+                                    self.data.num_classes, self.data.value_scale)
+            self.timing["time_build_s"] = time.perf_counter() - started
+            self._measure(model)
+            train(model, self.config, self.data, max_epochs=self.settings.max_epochs,
+                  patience=self.settings.patience, checkpoint_dir=self.workdir,
+                  on_epoch=self._on_epoch, shuffle_seed=self.settings.seed, resume=state)
+        except Exception as exc:
+            if self.reporting:  # Tune's own machinery failed: not the trial's error
+                raise
+            self._report_failure(exc, read_state(self.workdir))
+
+    def _measure(self, model: Any) -> None:
+        from search.trial.train import inference_latency_ms
+
+        self.size[PARAMS] = float(model.count_params())
+        if "latency_ms" in self.objectives:  # timing costs a little; only when optimised
+            self.size[LATENCY] = inference_latency_ms(model, self.data.x_val)
+
+    def _on_epoch(self, epoch: Any) -> None:
+        self._report({**epoch.metrics, EPOCH: epoch.epoch, LAST_EPOCH: epoch.last},
+                     checkpoint_dir=epoch.checkpoint_dir)
+        inject(self.number, epoch.epoch)
+
+    def _report(self, metrics: dict[str, Any], checkpoint_dir: Path | None = None) -> None:
+        checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        started = time.perf_counter()
+        self.reporting = True
+        tune.report({**metrics, **self.size, **self.timing, WORKER_RSS: rss_mb()},
+                    checkpoint=checkpoint)
+        self.reporting = False
+        self.timing["time_report_s"] += time.perf_counter() - started
+
+    def _report_failure(self, exc: Exception, state: TrainingState | None) -> None:
+        """The final result of a trial whose code raised: the error, and the best value
+        it reached (the worst possible one if it reached none)."""
+        worst = worst_values(self.objectives)
+        message = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+        logger.warning("trial %s failed: %s", self.number, message)
+        self._report({**worst, **self.size,
+                      OBJECTIVE: state.best if state is not None else worst.get(OBJECTIVE, 0.0),
+                      EPOCH: state.epoch if state is not None else 0, LAST_EPOCH: True,
+                      ERROR: message, ERROR_DETAIL: traceback.format_exc()[-_DETAIL_CHARS:]})

@@ -1,0 +1,209 @@
+"""Run a search from a `SearchRequest` to a `SearchReport`: the one entry point that the
+CLI, ``--resume``, the benchmarks and Ray Jobs or schedules call.
+
+Two steps, so callers can report between them: `prepare` checks everything that is cheap
+to check (the space file, the data, whether the space's models fit the data) and resolves
+the request (algorithm, trial budget, tracking store, model name); `execute` runs the
+prepared search under the search's driver lock, with the MLflow tracker fed off the
+trials' event loop, evaluates the best model on the test split and registers it. With
+``resume``, `execute` continues the search of that name instead (`load_request` reads
+back what it recorded). A search stopped by a signal raises `SearchInterrupted` after
+closing its MLflow runs as KILLED; it never moves the ``champion`` alias.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from search.data import Dataset, load_dataset
+from search.errors import DataError, SearchInterrupted, SettingsError
+from search.observers import SearchObserver, SearchOutcome
+from search.request import SearchRequest
+from search.settings import choose_algorithm
+from search.space import SearchSpace, load_space, parse_space
+from search.space.sampling import SpaceSurvey, grid_points, require_feasible
+
+if TYPE_CHECKING:
+    from search.tracking.tracker import RegisteredModel
+
+logger = logging.getLogger(__name__)
+
+#: Seconds the end of a search waits for queued MLflow writes (a store that is down).
+TRACKING_DRAIN_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class PreparedSearch:
+    """A request checked and resolved, with its space and data loaded."""
+
+    #: The resolved request (algorithm, budget, tracking store, model name, space text
+    #: and data fingerprint filled in): what the search records.
+    request: SearchRequest
+    space: SearchSpace
+    data: Dataset
+    survey: SpaceSurvey
+
+    @property
+    def settings(self) -> Any:
+        return self.request.settings
+
+
+@dataclass(frozen=True)
+class SearchReport:
+    """What a finished search produced, and where it is recorded."""
+
+    outcome: SearchOutcome
+    test_metrics: dict[str, float]
+    registered: RegisteredModel
+    tracking_uri: str
+    #: The parent run's page in the MLflow UI (after the UI's address).
+    run_url: str
+    #: Trial events MLflow could not take before the search ended, one line per trial.
+    unrecorded: list[str] = field(default_factory=list)
+
+
+def prepare(request: SearchRequest) -> PreparedSearch:
+    """Load and check the space and the data, and resolve the request.
+
+    Raises:
+        SpaceError: the space file is invalid, or none of its models fits the data.
+        DataError: the data cannot be loaded, or it changed since a resumed search began.
+        SettingsError: the settings do not fit the space.
+    """
+    from search.tracking.uri import resolve_tracking_uri
+
+    if request.space_text is not None:
+        space = parse_space(request.space_text, path=request.space)
+    else:
+        space = load_space(request.space)
+    spec = request.data
+    data = load_dataset(spec.source, limit=spec.limit, image_size=spec.image_size,
+                        color_mode=spec.color_mode)
+    fingerprint = data.fingerprint()
+    if request.data_fingerprint not in (None, fingerprint):
+        raise DataError(f"the data of search {request.settings.name!r} changed since it "
+                        f"started ({spec.source}: digest {fingerprint}, was "
+                        f"{request.data_fingerprint}); a resumed search needs the same data")
+    survey = require_feasible(space, data.input_shape, data.num_classes)
+    settings = request.settings
+    algorithm = choose_algorithm(settings.algorithm, space.is_grid())
+    grid_size = len(grid_points(space, data.input_shape, data.num_classes)[0]) \
+        if algorithm == "grid" else None
+    settings = dataclasses.replace(settings, algorithm=algorithm,
+                                   trials=settings.trial_budget(grid_size))
+    resolved = dataclasses.replace(
+        request, settings=settings, space=str(space.path or request.space),
+        space_text=space.text, data_fingerprint=fingerprint,
+        tracking_uri=resolve_tracking_uri(request.tracking_uri),
+        model_name=request.model_name or f"convsearch-{data.slug}")
+    return PreparedSearch(request=resolved, space=space, data=data, survey=survey)
+
+
+def load_request(name: str, storage: Path | str) -> SearchRequest:
+    """What the search `name` recorded in `storage` when it started.
+
+    Raises:
+        SettingsError: no such search, or its record cannot be read.
+    """
+    from search.engine.experiment import read_request
+
+    record = read_request(name, storage)
+    try:
+        return SearchRequest.from_record(record)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SettingsError(f"the record of search {name!r} cannot be read: {exc}") from exc
+
+
+def execute(prepared: PreparedSearch, observers: Sequence[SearchObserver] = (), *,
+            resume: bool = False, verbose: bool = False) -> SearchReport:
+    """Run (or with `resume`, continue) the prepared search to its registered model.
+
+    Raises:
+        SettingsError: the search's name is taken (or, resuming, unknown), or another
+            driver runs it.
+        TrackingError: the MLflow store cannot be used.
+        SearchInterrupted: a signal stopped the search; MLflow's runs are closed KILLED.
+        SearchFailed: no trial produced a model, or too many failed in a row.
+    """
+    from search.engine.experiment import (
+        driver_lock,
+        finished_budget,
+        has_experiment_state,
+        has_request,
+        mark_finished,
+        write_request,
+    )
+    from search.engine.tuner import run_search
+    from search.tracking.tracker import DEFAULT_EXPERIMENT, SearchTracker
+    from search.tracking.writer import BackgroundWriter
+    from search.trial.train import evaluate, load_checkpoint
+
+    request, settings, space, data = (prepared.request, prepared.settings, prepared.space,
+                                      prepared.data)
+    with driver_lock(settings):
+        started_before = has_request(settings)
+        if started_before and not resume:
+            raise SettingsError(f"a search named {settings.name!r} already exists in "
+                                f"{settings.storage}; resume it with --resume "
+                                f"{settings.name}, or choose another --name")
+        previous = _recorded_budget(settings) if resume and started_before else None
+        if resume and previous is not None and settings.trials < previous:
+            raise SettingsError(f"--trials {settings.trials} would shrink search "
+                                f"{settings.name!r} ({previous} trials); --resume can only "
+                                "extend a search")
+        done = finished_budget(settings) if resume else None
+        if done is not None and settings.trials <= done:
+            raise SettingsError(f"search {settings.name!r} already finished its {done} "
+                                f"trials; give --trials N (more than {done}) to extend it")
+        tracker = SearchTracker(request.tracking_uri, request.experiment or DEFAULT_EXPERIMENT)
+        tracker.start_search(settings, space, data, resume=resume)
+        write_request(settings, request.to_record())
+        tracker.note_budget(settings.trials, extended_from=previous)
+        writer = BackgroundWriter(tracker)
+        try:
+            outcome = run_search(space, data, settings, [writer, *observers],
+                                 resume=resume and has_experiment_state(settings),
+                                 verbose=verbose)
+        except BaseException as exc:
+            unrecorded = writer.close(TRACKING_DRAIN_TIMEOUT_S)
+            interrupted = isinstance(exc, SearchInterrupted | KeyboardInterrupt)
+            if isinstance(exc, SearchInterrupted):
+                exc.unrecorded = unrecorded
+            tracker.end_search("KILLED" if interrupted else "FAILED",
+                               str(exc) or type(exc).__name__)
+            raise
+        unrecorded = writer.close(TRACKING_DRAIN_TIMEOUT_S)
+        try:
+            model = load_checkpoint(outcome.best_checkpoint)
+            test_metrics = evaluate(model, data)
+            registered = tracker.finish_search(outcome, space, test_metrics, model,
+                                               data.x_test[:5], request.model_name)
+            mark_finished(settings)
+        except BaseException as exc:
+            interrupted = isinstance(exc, SearchInterrupted | KeyboardInterrupt)
+            tracker.end_search("KILLED" if interrupted else "FAILED",
+                               str(exc) or type(exc).__name__)
+            raise
+    return SearchReport(outcome=outcome, test_metrics=test_metrics, registered=registered,
+                        tracking_uri=request.tracking_uri, run_url=tracker.run_url(),
+                        unrecorded=unrecorded)
+
+
+def run(request: SearchRequest, observers: Sequence[SearchObserver] = (), *,
+        verbose: bool = False) -> SearchReport:
+    """`prepare` then `execute` a new search: the whole pipeline in one call."""
+    return execute(prepare(request), observers, verbose=verbose)
+
+
+def _recorded_budget(settings: Any) -> int | None:
+    from search.engine.experiment import read_request
+
+    try:
+        return int(read_request(settings.name, settings.storage)["settings"]["trials"])
+    except (KeyError, TypeError, ValueError, SettingsError):
+        return None
