@@ -81,9 +81,6 @@ class Timeline(SearchObserver):
     best: float = 0.0
     epochs: int = 0
 
-    def trial_started(self, trial_id: str, params: dict) -> None:
-        pass
-
     def epoch_ended(self, trial_id: str, epoch: int, metrics: dict[str, float]) -> None:
         self.epochs += 1
         self.best = max(self.best, metrics["val_accuracy"])

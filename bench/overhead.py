@@ -74,7 +74,7 @@ class TrialTimes(SearchObserver):
         self.started: dict[str, float] = {}
         self.first_report: dict[str, float] = {}
 
-    def trial_started(self, trial_id: str, params: dict) -> None:
+    def trial_started(self, trial_id: str, params: dict, number: int = 0) -> None:
         self.started[trial_id] = time.perf_counter()
 
     def epoch_ended(self, trial_id: str, epoch: int, metrics: dict[str, float]) -> None:

@@ -77,8 +77,8 @@ class SearchObserver:
                        unfinished: Sequence[str]) -> None:
         """The search's trial loop began."""
 
-    def trial_started(self, trial_id: str, params: dict[str, Any]) -> None:
-        """A trial began, or a restarted one began again."""
+    def trial_started(self, trial_id: str, params: dict[str, Any], number: int = 0) -> None:
+        """A trial began (the `number`-th of its search), or a restarted one began again."""
 
     def epoch_ended(self, trial_id: str, epoch: int, metrics: dict[str, float]) -> None:
         """A trial finished an epoch (its own count, from 1)."""

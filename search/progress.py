@@ -42,7 +42,7 @@ class SearchProgress(SearchObserver):
             self._count(result)
         self._refresh()
 
-    def trial_started(self, trial_id: str, params: dict[str, Any]) -> None:
+    def trial_started(self, trial_id: str, params: dict[str, Any], number: int = 0) -> None:
         self._running.add(trial_id)
         self._refresh()
 

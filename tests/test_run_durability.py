@@ -264,7 +264,7 @@ def test_a_search_whose_trials_all_fail_stops_with_one_line(folder):
     assert err.strip().splitlines() == [
         "convsearch: error: 3 trials in a row failed, so the search stopped; the most common "
         "error (3x): TrainingError: loss became NaN or infinite in epoch 1 (injected)"]
-    client, parent, children = runs(folder, "doomed")
+    _, parent, children = runs(folder, "doomed")
     assert parent.info.status == "FAILED"
     assert len(children) == 3 and all(r.info.status == "FAILED" for r in children)
 
@@ -278,7 +278,7 @@ def test_a_time_budget_ends_the_search_normally(folder):
     assert time.monotonic() - started < 120
     assert "the search ended early: the time budget is spent" in result.stdout
     assert "registered as models:/convsearch-digits@champion" in result.stdout
-    client, parent, children = runs(folder, "timed")
+    _, parent, children = runs(folder, "timed")
     assert parent.info.status == "FINISHED"
     assert 1 <= len(children) < 200
     assert all(r.info.status == "FINISHED" for r in children)

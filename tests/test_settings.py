@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from search.errors import SettingsError
-from search.settings import SearchSettings, new_search_name
+from search.settings import (
+    DEFAULT_GRACE_EPOCHS,
+    SearchSettings,
+    new_search_name,
+    parse_duration,
+)
 
 
 @pytest.mark.parametrize(("kwargs", "pattern"), [
@@ -23,6 +28,9 @@ from search.settings import SearchSettings, new_search_name
     ({"epoch_budget": 0}, r"--epoch-budget must be at least 1"),
     ({"algorithm": "bohb"}, r"--algo 'bohb' is not a search algorithm \(known: tpe, "),
     ({"name": ""}, r"--name '' must be"),
+    ({"max_failures": -1}, r"--max-failures must be 0 or more"),
+    ({"max_consecutive_failures": 0}, r"--max-consecutive-failures must be at least 1"),
+    ({"time_budget_s": 0}, r"--time-budget must be positive"),
 ])
 def test_bad_settings_name_the_flag(kwargs, pattern):
     with pytest.raises(SettingsError, match=pattern):
@@ -38,3 +46,28 @@ def test_defaults_are_valid_and_loggable():
 
 def test_search_names_sort_by_time():
     assert new_search_name() <= new_search_name()
+
+
+def test_the_grace_period_follows_max_epochs_unless_given():
+    # A quick run needs no --grace-epochs: the default never exceeds --max-epochs.
+    assert SearchSettings(max_epochs=3).grace == 3
+    assert SearchSettings(max_epochs=30).grace == DEFAULT_GRACE_EPOCHS
+    assert SearchSettings(max_epochs=30, grace_epochs=7).grace == 7
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("90s", 90), ("30m", 1800), ("2h", 7200), ("45", 45), (" 1.5h ", 5400)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "-5m", "0s", "5 min", "3d"])
+def test_bad_durations_name_the_flag(text):
+    with pytest.raises(SettingsError, match=r"--time-budget .* is not a duration like 90s"):
+        parse_duration(text)
+
+
+def test_settings_round_trip_through_their_record(tmp_path):
+    settings = SearchSettings(name="x", trials=7, time_budget_s=60.0, storage=tmp_path,
+                              grace_epochs=2, algorithm="random")
+    assert SearchSettings.from_record(settings.to_record()) == settings

@@ -102,7 +102,8 @@ class TrialEvents(tune.Callback):
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         for observer in self.observers:
-            observer.trial_started(trial.trial_id, trial_params(trial))
+            observer.trial_started(trial.trial_id, trial_params(trial),
+                                   int(trial.config.get(TRIAL_NUMBER, 0)))
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
@@ -124,8 +125,12 @@ class TrialEvents(tune.Callback):
                 observer.checkpoint_saved(trial.trial_id, Path(directory))
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        logger.warning("trial %s: its worker died (%s); restarting it from its latest "
-                       "checkpoint", trial.trial_id, _error_message(trial))
+        error = _error_message(trial)
+        if error.startswith("WorkerRecycled"):
+            logger.info("trial %s: %s", trial.trial_id, error.split(": ", 1)[1])
+        else:
+            logger.warning("trial %s: its worker died (%s); restarting it from its latest "
+                           "checkpoint", trial.trial_id, error)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._end(trial_result(trial))

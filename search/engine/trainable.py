@@ -8,12 +8,21 @@ training had already ended only reports its result again. A trial whose own code
 value so far as its final result instead of raising: Tune retries only trials whose
 worker died, and the search algorithm learns the value. Workers are reused from trial
 to trial (TensorFlow stays loaded); one whose memory has grown is replaced.
+
+Replacing a worker: TensorFlow keeps about 6 MB of every model a process has trained
+(the traced training step's graphs stay referenced from its C++ side; measured with
+Keras 3.15 / TensorFlow 2.21, `keras.backend.clear_session` and `gc.collect` do not free
+them), so a reused worker grows from trial to trial. A trial that starts in a worker that
+grew by more than the limit raises `WorkerRecycled` before it does anything; Tune then
+restarts it on a fresh worker, as it does a trial whose worker died (this uses one of its
+``--max-failures`` restarts; with none allowed, workers are not replaced).
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -40,8 +49,10 @@ from search.trial.faults import inject
 logger = logging.getLogger(__name__)
 
 #: A reused worker whose memory grew by more than this since its first trial ended is
-#: replaced by a fresh one (TensorFlow or a library leaking from trial to trial).
-WORKER_GROWTH_LIMIT_MB = 1024.0
+#: replaced by a fresh one (see the module's doc). The environment variable
+#: GROWTH_LIMIT_ENV overrides it (a negative value replaces every worker after one trial).
+WORKER_GROWTH_LIMIT_MB = 256.0
+GROWTH_LIMIT_ENV = "CONVSEARCH_WORKER_GROWTH_LIMIT_MB"
 
 #: Longest traceback kept with a failed trial's result.
 _DETAIL_CHARS = 20_000
@@ -60,17 +71,13 @@ def make_trainable(data: Dataset, settings: SearchSettings, cpu_threads: int,
         run_trial(config, data=ray.get(data_ref), settings=settings, cpu_threads=cpu_threads,
                   objectives=objectives)
 
-    class ConvsearchTrial(wrap_function(convsearch_trial)):
-        def reset_config(self, new_config: dict) -> bool:
-            # False makes Tune replace this worker instead of reusing it.
-            if _first_trial_rss is not None and \
-                    rss_mb() - _first_trial_rss > WORKER_GROWTH_LIMIT_MB:
-                logger.warning("replacing a trial worker whose memory grew from %.0f MB "
-                               "to %.0f MB", _first_trial_rss, rss_mb())
-                return False
-            return super().reset_config(new_config)
+    return tune.with_resources(wrap_function(convsearch_trial, name="convsearch_trial"),
+                               {"cpu": cpu_threads, "gpu": gpus})
 
-    return tune.with_resources(ConvsearchTrial, {"cpu": cpu_threads, "gpu": gpus})
+
+class WorkerRecycled(RuntimeError):
+    """Raised by a trial that starts in a worker whose memory grew too much, so that Ray
+    restarts it on a fresh worker."""
 
 
 def run_trial(config: dict[str, Any], *, data: Dataset, settings: SearchSettings,
@@ -83,6 +90,11 @@ def run_trial(config: dict[str, Any], *, data: Dataset, settings: SearchSettings
     """
     global _first_trial_rss
     started = time.perf_counter()
+    limit = float(os.environ.get(GROWTH_LIMIT_ENV, WORKER_GROWTH_LIMIT_MB))
+    if _first_trial_rss is not None and settings.max_failures > 0 and \
+            rss_mb() - _first_trial_rss > limit:
+        raise WorkerRecycled(f"this worker's memory grew from {_first_trial_rss:.0f} MB to "
+                             f"{rss_mb():.0f} MB; the trial restarts on a fresh worker")
     from search.trial.train import configure_tensorflow
 
     configure_tensorflow(cpu_threads)

@@ -265,8 +265,8 @@ class SearchTracker(SearchObserver):
                 self.client.set_terminated(run.info.run_id, status="KILLED")
                 self.client.delete_run(run.info.run_id)
 
-    def trial_started(self, trial_id: str, params: dict[str, Any]) -> None:
-        self._trial_run(trial_id, params)
+    def trial_started(self, trial_id: str, params: dict[str, Any], number: int = 0) -> None:
+        self._trial_run(trial_id, params, number)
         self._open_trials.add(trial_id)
 
     def epoch_ended(self, trial_id: str, epoch: int, metrics: dict[str, float], *,
@@ -292,11 +292,9 @@ class SearchTracker(SearchObserver):
                                      artifact_path=CHECKPOINT_ARTIFACT)
 
     def trial_ended(self, result: TrialResult, *, timestamp_ms: int | None = None) -> None:
-        run_id = self._trial_run(result.trial_id, result.params)
+        run_id = self._trial_run(result.trial_id, result.params, result.number)
         with _mlflow_errors(f"cannot close the run of trial {result.trial_id}"):
             tags = [RunTag(TAG_STATUS, result.status)]
-            if result.number:
-                tags.append(RunTag(TAG_TRIAL_NUMBER, str(result.number)))
             if result.error:
                 tags.append(RunTag(TAG_ERROR, result.error[:5000]))
             now = timestamp_ms or _now_ms()
@@ -310,7 +308,8 @@ class SearchTracker(SearchObserver):
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _trial_run(self, trial_id: str, params: dict[str, Any] | None = None) -> str:
+    def _trial_run(self, trial_id: str, params: dict[str, Any] | None = None,
+                   number: int = 0) -> str:
         """The child run of `trial_id`: remembered, found by tag, or created."""
         if trial_id in self._trial_runs:
             return self._trial_runs[trial_id]
@@ -328,7 +327,8 @@ class SearchTracker(SearchObserver):
                 run_id = self.client.create_run(
                     self.experiment_id, run_name=f"trial-{trial_id}",
                     tags={_MLFLOW_PARENT_TAG: parent, TAG_TRIAL_ID: trial_id,
-                          TAG_SEARCH: self._search_name or "", TAG_ROLE: "trial"}).info.run_id
+                          TAG_TRIAL_NUMBER: str(number), TAG_SEARCH: self._search_name or "",
+                          TAG_ROLE: "trial"}).info.run_id
                 if params:
                     self._log_params(run_id, params)
         self._trial_runs[trial_id] = run_id

@@ -72,8 +72,9 @@ class BackgroundWriter(SearchObserver):
         self._put("", "the search's trial list",
                   lambda: self.tracker.search_started(budget, ended, unfinished))
 
-    def trial_started(self, trial_id: str, params: dict[str, Any]) -> None:
-        self._put(trial_id, "start", lambda: self.tracker.trial_started(trial_id, params))
+    def trial_started(self, trial_id: str, params: dict[str, Any], number: int = 0) -> None:
+        self._put(trial_id, "start",
+                  lambda: self.tracker.trial_started(trial_id, params, number))
 
     def epoch_ended(self, trial_id: str, epoch: int, metrics: dict[str, float]) -> None:
         stamp = int(time.time() * 1000)  # fixed now, so a retried write is the same write

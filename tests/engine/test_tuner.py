@@ -34,7 +34,7 @@ class Recorder:
     def search_started(self, budget, ended, unfinished):
         self.events.append(("search", budget, list(ended), list(unfinished)))
 
-    def trial_started(self, trial_id, params):
+    def trial_started(self, trial_id, params, number=0):
         self.events.append(("started", trial_id, params))
 
     def epoch_ended(self, trial_id, epoch, metrics):
