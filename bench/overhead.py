@@ -4,20 +4,23 @@ full search costs, next to bare ``model.fit``.
 The same N fixed configs (one CNN, N learning rates from a generated grid space) are
 trained for exactly E epochs each, on the embedded digits:
 
-(a)  bare ``model.fit`` calls in this process, one after another: the limit;
-(a') the product's trainer in this process (tf.data pipeline, EarlyStopping that never
-     fires, a checkpoint file whenever an epoch is the best so far): (a') - (a) is what
-     the trainer's callbacks and checkpoint writes cost;
-(b1) the full search, one trial at a time: Ray Tune (no scheduler), the MLflow tracker
-     on a SQLite store, checkpoints persisted by Tune and logged to MLflow;
-(b2) the full search with the default concurrency for this machine.
+(a)   bare ``model.fit`` calls in this process, one after another: the limit;
+(a')  the product's trainer in this process (tf.data pipeline, EarlyStopping that never
+      fires, checkpoints as a search writes them: every best epoch, the last one, and
+      others every ``--checkpoint-interval`` seconds);
+(a'') the same with a checkpoint after every epoch: (a'') - (a') is what checkpointing
+      every epoch would add;
+(b1)  the full search (`search.pipeline.execute`), one trial at a time: Ray Tune (no
+      scheduler), checkpoints persisted by Tune, the experiment snapshots that make it
+      resumable, MLflow writes (SQLite) in a background thread;
+(b2)  the full search with the default concurrency for this machine.
 
-The bare loop already uses every core through TensorFlow's own threads, so it is the
-limit for both searches. Prints the runs, the ratio (b)/(a), and where (b1)'s extra time
-goes: Ray start-up, trial set-up in the workers (TensorFlow import in a fresh worker),
-time inside ``tune.report`` (including checkpoint persistence), MLflow calls in the
-driver, and the trainer's own extra cost. Everything runs side by side in one process
-run, since the machines are noisy.
+A search's time is counted until its last trial ends, plus Ray's start-up; what comes
+after (waiting for the last MLflow writes, evaluating the best model on the test split
+and registering it) is shown on its own, once per search. The bare loop already uses
+every core through TensorFlow's own threads, so it is the limit for both searches.
+Prints the runs, the ratio (b)/(a), and where (b1)'s extra time goes. Everything runs
+side by side in one process run, since the machines are noisy.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ import argparse
 import os
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from search.observers import SearchObserver
+from search.observers import SearchObserver, TrialResult
+from search.settings import SearchSettings
+
+#: The checkpoint interval searches use unless told otherwise.
+DEFAULT_INTERVAL = SearchSettings().checkpoint_interval_s
 
 
 def fixed_space(trials: int, epochs: int) -> str:
@@ -46,33 +52,15 @@ def fixed_space(trials: int, epochs: int) -> str:
             "dense_units: 64\nbatch_size: 32\n")
 
 
-class TimedObserver:
-    """Wraps an observer and adds up the driver seconds spent in each of its calls."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.seconds: dict[str, float] = defaultdict(float)
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self.inner, name)
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return method(*args, **kwargs)
-            finally:
-                self.seconds[name] += time.perf_counter() - started
-        return timed
-
-
 class TrialTimes(SearchObserver):
-    """Keeps each trial's latest ``time_*`` metrics, and how long after its start (in the
-    driver) its first epoch was reported."""
+    """Keeps each trial's latest ``time_*`` metrics, how long after its start (in the
+    driver) its first epoch was reported, and when the last trial ended."""
 
     def __init__(self) -> None:
         self.latest: dict[str, dict[str, float]] = {}
         self.started: dict[str, float] = {}
         self.first_report: dict[str, float] = {}
+        self.last_end = 0.0
 
     def trial_started(self, trial_id: str, params: dict, number: int = 0) -> None:
         self.started[trial_id] = time.perf_counter()
@@ -82,11 +70,15 @@ class TrialTimes(SearchObserver):
         if epoch == 1:
             self.first_report[trial_id] = time.perf_counter() - self.started[trial_id]
 
+    def trial_ended(self, result: TrialResult) -> None:
+        self.last_end = time.perf_counter()
+
     def total(self, key: str) -> float:
         return sum(times.get(key, 0.0) for times in self.latest.values())
 
 
-def bare_loop(configs: list, data: Any, epochs: int, *, trainer: bool) -> float:
+def bare_loop(configs: list, data: Any, epochs: int, *, trainer: bool,
+              interval: float = 0.0) -> float:
     import keras
 
     from search.trial.model import build_model
@@ -100,32 +92,38 @@ def bare_loop(configs: list, data: Any, epochs: int, *, trainer: bool) -> float:
         if trainer:
             with tempfile.TemporaryDirectory() as workdir:
                 train(model, config, data, max_epochs=epochs, patience=epochs + 1,
-                      checkpoint_dir=Path(workdir))
+                      checkpoint_dir=Path(workdir), checkpoint_interval_s=interval)
         else:
             model.fit(data.x_train, data.y_train, batch_size=config.batch_size,
                       epochs=epochs, validation_data=(data.x_val, data.y_val), verbose=0)
     return time.perf_counter() - started
 
 
-def full_search(space: Any, data: Any, trials: int, epochs: int, concurrency: int | None,
+def full_search(space_file: Path, trials: int, epochs: int, concurrency: int | None,
                 workdir: Path, name: str) -> dict[str, Any]:
-    from search.engine.tuner import run_search
-    from search.settings import SearchSettings
-    from search.tracking.tracker import SearchTracker
+    """One search through the public entry point; seconds until its last trial ended,
+    and after."""
+    from search.pipeline import execute, prepare
+    from search.request import SearchRequest
 
     settings = SearchSettings(name=name, algorithm="grid", scheduler="none", trials=trials,
-                              max_epochs=epochs, patience=epochs + 1, grace_epochs=1,
+                              max_epochs=epochs, patience=epochs + 1,
                               concurrency=concurrency, storage=workdir / "ray")
-    tracker = TimedObserver(SearchTracker(f"sqlite:///{workdir / 'mlflow.db'}", "bench"))
+    request = SearchRequest(space=str(space_file), settings=settings, experiment="bench",
+                            tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}",
+                            model_name=f"bench-{name}")
+    prepared = prepare(request)
     times = TrialTimes()
     started = time.perf_counter()
-    tracker.start_search(settings, space, data)
-    outcome = run_search(space, data, settings, observers=[tracker, times])
-    seconds = time.perf_counter() - started
-    return {"seconds": seconds, "epochs": sum(t.epochs for t in outcome.trials),
-            "mlflow": sum(tracker.seconds.values()), "setup": times.total("time_setup_s"),
-            "report": times.total("time_report_s"), "build": times.total("time_build_s"),
-            "first_report": sum(times.first_report.values()), "trials": len(outcome.trials)}
+    report = execute(prepared, [times])
+    ended = time.perf_counter()
+    return {"seconds": times.last_end - started, "after": ended - times.last_end,
+            "epochs": sum(t.epochs for t in report.outcome.trials),
+            "setup": times.total("time_setup_s"), "report": times.total("time_report_s"),
+            "build": times.total("time_build_s"),
+            "checkpoint": times.total("time_checkpoint_s"),
+            "first_report": sum(times.first_report.values()),
+            "trials": len(report.outcome.trials)}
 
 
 def main() -> None:
@@ -144,20 +142,24 @@ def main() -> None:
     from search.trial.config import TrialConfig
 
     data = load_dataset("digits")
-    space = parse_space(fixed_space(args.trials, args.epochs), path="bench-overhead.yaml")
+    text = fixed_space(args.trials, args.epochs)
+    space = parse_space(text, path="bench-overhead.yaml")
     points, _ = grid_points(space, data.input_shape, data.num_classes)
     configs = [TrialConfig.from_params(p) for p in points]
     epochs_total = args.trials * args.epochs
 
     bare_loop(configs[:1], data, 1, trainer=False)  # warm TensorFlow up, as workers are
     bare = bare_loop(configs, data, args.epochs, trainer=False)
-    trainer = bare_loop(configs, data, args.epochs, trainer=True)
+    trainer = bare_loop(configs, data, args.epochs, trainer=True, interval=DEFAULT_INTERVAL)
+    every_epoch = bare_loop(configs, data, args.epochs, trainer=True, interval=0.0)
     with tempfile.TemporaryDirectory() as tmp:
+        space_file = Path(tmp) / "bench-overhead.yaml"
+        space_file.write_text(text)
         started = time.perf_counter()
         ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
         ray_start = time.perf_counter() - started
-        one = full_search(space, data, args.trials, args.epochs, 1, Path(tmp), "one")
-        default = full_search(space, data, args.trials, args.epochs, None, Path(tmp), "all")
+        one = full_search(space_file, args.trials, args.epochs, 1, Path(tmp), "one")
+        default = full_search(space_file, args.trials, args.epochs, None, Path(tmp), "all")
         ray.shutdown()
 
     console = Console(width=120)
@@ -167,6 +169,7 @@ def main() -> None:
         runs.add_column(column, justify="right" if column != "run" else "left")
     rows = [("(a) bare model.fit", bare, epochs_total),
             ("(a') product trainer, in process", trainer, epochs_total),
+            ("(a'') product trainer, a checkpoint every epoch", every_epoch, epochs_total),
             ("(b1) full search, 1 trial at a time", one["seconds"] + ray_start, one["epochs"]),
             ("(b2) full search, default concurrency", default["seconds"] + ray_start,
              default["epochs"])]
@@ -176,6 +179,9 @@ def main() -> None:
     console.print(runs)
     console.print(f"ratio (b)/(a): {(one['seconds'] + ray_start) / bare:.2f} (one at a time), "
                   f"{(default['seconds'] + ray_start) / bare:.2f} (default concurrency)")
+    console.print(f"after the trials, once per search (last MLflow writes, test evaluation, "
+                  f"registering the best model): {one['after']:.1f} s (b1), "
+                  f"{default['after']:.1f} s (b2)")
 
     # The search runs the product's trainer, so its extra cost is measured against (a').
     extra = one["seconds"] + ray_start - trainer
@@ -191,18 +197,22 @@ def main() -> None:
              ("worker start before the trial runs (process, imports incl. TensorFlow; "
               "workers are reused, so mostly the first trial)", start_latency),
              ("trial set-up inside the trial function", one["setup"]),
-             ("inside tune.report (metrics, checkpoint persistence)", one["report"]),
-             ("MLflow calls in the driver (overlap with training)", one["mlflow"])]
+             ("inside tune.report (metrics, persisting checkpoints, waiting for the driver "
+              "to take each result and snapshot the experiment)", one["report"]),
+             ("writing checkpoints in the trial (also in (a'))", one["checkpoint"])]
     for label, seconds in known:
         parts.add_row(label, f"{seconds:.2f}", f"{seconds / one['trials']:.3f}",
                       f"{seconds / extra:.0%}" if extra > 0 else "-")
     console.print(parts)
     console.print(f"(b1) - (a') = {extra:.2f} s. The parts are measured separately and can "
-                  "overlap (the driver logs to MLflow while a worker trains; the first report "
-                  "includes the first epoch's graph tracing), so they need not add up to it.")
+                  "overlap (the first report includes the first epoch's graph tracing), so "
+                  "they need not add up to it. MLflow is written from a background thread "
+                  "of the driver, off the trials' path.")
     console.print(f"(a') - (a): {trainer - bare:+.2f} s: the trainer's tf.data pipeline "
                   "(cached, prefetched) against model.fit on NumPy arrays, callbacks and "
-                  "checkpoint writes included.")
+                  "checkpoint writes included. (a'') - (a'): "
+                  f"{every_epoch - trainer:+.2f} s: checkpointing every epoch.")
+
 
 if __name__ == "__main__":
     main()

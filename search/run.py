@@ -113,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="N", help="restarts, from its latest checkpoint, of a trial "
                                           "whose worker died (killed, out of memory); trials "
                                           "that raise are not retried")
+    budget.add_argument("--checkpoint-interval", type=float,
+                        default=defaults["checkpoint_interval_s"], metavar="SECONDS",
+                        help="most seconds of training a restarted trial may lose: epochs "
+                             "are checkpointed when they are a trial's best, its last, or "
+                             "this long after its previous checkpoint (0: every epoch)")
     budget.add_argument("--max-consecutive-failures", type=int,
                         default=defaults["max_consecutive_failures"], metavar="N",
                         help="stop the search after N failed trials in a row")
@@ -252,7 +257,8 @@ def _request(args: argparse.Namespace, given: set[str]) -> tuple[SearchRequest, 
         time_budget_s=time_budget, grace_epochs=args.grace_epochs, seed=args.seed,
         concurrency=args.concurrency, cpus=args.cpus, gpus_per_trial=args.gpus_per_trial,
         storage=args.storage, ray_address=args.ray_address, max_failures=args.max_failures,
-        max_consecutive_failures=args.max_consecutive_failures, **overrides)
+        max_consecutive_failures=args.max_consecutive_failures,
+        checkpoint_interval_s=args.checkpoint_interval, **overrides)
     data = DataRequest(source=args.data, limit=args.data_limit,
                        image_size=_image_size(args.image_size) if args.image_size else None,
                        color_mode=args.color_mode)

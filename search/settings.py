@@ -90,6 +90,10 @@ class SearchSettings:
     max_failures: int = 2
     #: Failed trials in a row after which the search gives up.
     max_consecutive_failures: int = 5
+    #: Most seconds of training a restarted trial may lose: an epoch that is neither
+    #: the best so far nor the last is checkpointed once this long has passed since the
+    #: trial's last checkpoint (0: every epoch).
+    checkpoint_interval_s: float = 10.0
 
     def __post_init__(self) -> None:
         """Raises:
@@ -107,6 +111,9 @@ class SearchSettings:
         if self.scheduler not in SCHEDULERS:
             raise SettingsError(f"--scheduler {self.scheduler!r} is not a scheduler (known: "
                                 f"{', '.join(SCHEDULERS)})")
+        if self.checkpoint_interval_s < 0:
+            raise SettingsError("--checkpoint-interval must be 0 or more, got "
+                                f"{self.checkpoint_interval_s:g}")
         if self.max_failures < 0:
             raise SettingsError(f"--max-failures must be 0 or more, got {self.max_failures}")
         if self.time_budget_s is not None and self.time_budget_s <= 0:

@@ -16,8 +16,10 @@ import ray
 from search.errors import SettingsError
 from search.settings import SearchSettings
 
-#: Environment for trial workers: TensorFlow's C++ start-up chatter off.
-_WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+#: Environment for trial workers: TensorFlow's C++ start-up chatter off; and more time
+#: than Tune's default 2 s for a finished trial's thread to end before its worker is
+#: reused (Tune counts a worker whose thread is late as failed to reset).
+_WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TUNE_FUNCTION_THREAD_TIMEOUT_S": "30"}
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,8 @@ _DETAIL_CHARS = 20_000
 
 #: This worker's memory after its first trial, the baseline for WORKER_GROWTH_LIMIT_MB.
 _first_trial_rss: float | None = None
+#: Whether this worker has frozen its imported objects (`_freeze_imports`).
+_imports_frozen = False
 
 
 def make_trainable(data: Dataset, settings: SearchSettings, cpu_threads: int,
@@ -100,7 +102,8 @@ def run_trial(config: dict[str, Any], *, data: Dataset, settings: SearchSettings
     configure_tensorflow(cpu_threads)
     import keras
 
-    keras.backend.clear_session()
+    _freeze_imports()
+    keras.backend.clear_session()  # with a full garbage collection
     keras.utils.set_random_seed(settings.seed)
     number = int(config.get(TRIAL_NUMBER, 0))
     trial_config = TrialConfig.from_params({k: v for k, v in config.items()
@@ -109,11 +112,25 @@ def run_trial(config: dict[str, Any], *, data: Dataset, settings: SearchSettings
     try:
         _Trial(trial_config, number, data, settings, objectives, workdir, started).run()
     finally:
+        # Quick: Tune waits for this thread before it reuses the worker, and gives up
+        # after a few seconds. The full collection comes with the next trial's start.
         shutil.rmtree(workdir, ignore_errors=True)
-        keras.backend.clear_session()
-        gc.collect()
+        keras.backend.clear_session(free_memory=False)
         if _first_trial_rss is None:
+            gc.collect()
             _first_trial_rss = rss_mb()
+
+
+def _freeze_imports() -> None:
+    """Once per worker: move everything alive now (TensorFlow's and Keras's modules, some
+    400,000 objects) out of the garbage collector's sight. They live as long as the
+    process, and every trial's full collection would otherwise walk them again: 0.2-0.3 s
+    a trial instead of 0.02-0.05 s, measured on digits' small CNNs."""
+    global _imports_frozen
+    if not _imports_frozen:
+        gc.collect()
+        gc.freeze()
+        _imports_frozen = True
 
 
 class _Trial:
@@ -128,7 +145,8 @@ class _Trial:
         self.settings = settings
         self.objectives = objectives
         self.workdir = workdir
-        self.timing = {"time_setup_s": 0.0, "time_build_s": 0.0, "time_report_s": 0.0}
+        self.timing = {"time_setup_s": 0.0, "time_build_s": 0.0, "time_report_s": 0.0,
+                       "time_checkpoint_s": 0.0}
         self.size: dict[str, float] = {}
         self.started = started
         self.reporting = False
@@ -160,7 +178,8 @@ class _Trial:
             self._measure(model)
             train(model, self.config, self.data, max_epochs=self.settings.max_epochs,
                   patience=self.settings.patience, checkpoint_dir=self.workdir,
-                  on_epoch=self._on_epoch, shuffle_seed=self.settings.seed, resume=state)
+                  on_epoch=self._on_epoch, shuffle_seed=self.settings.seed, resume=state,
+                  checkpoint_interval_s=self.settings.checkpoint_interval_s)
         except Exception as exc:
             if self.reporting:  # Tune's own machinery failed: not the trial's error
                 raise
@@ -174,6 +193,7 @@ class _Trial:
             self.size[LATENCY] = inference_latency_ms(model, self.data.x_val)
 
     def _on_epoch(self, epoch: Any) -> None:
+        self.timing["time_checkpoint_s"] = epoch.checkpoint_seconds
         self._report({**epoch.metrics, EPOCH: epoch.epoch, LAST_EPOCH: epoch.last},
                      checkpoint_dir=epoch.checkpoint_dir)
         inject(self.number, epoch.epoch)

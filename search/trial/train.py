@@ -1,10 +1,15 @@
-"""Train one compiled model with early stopping, checkpointing every epoch.
+"""Train one compiled model with early stopping and checkpoints a restart can continue
+from.
 
-Called inside a trial. After every epoch it rewrites the trial's checkpoint folder (best
-and latest epoch, see `search.trial.checkpoints`) and calls `on_epoch` with the epoch's
-metrics; the engine turns those calls into Ray Tune reports. Given the state of an
-earlier run (`resume`), training continues from the epoch after it, with early stopping
-where it stood. Nothing here knows about Ray or MLflow.
+Called inside a trial. After every epoch it calls `on_epoch` with the epoch's metrics;
+the engine turns those calls into Ray Tune reports. An epoch is checkpointed (the trial's
+checkpoint folder rewritten: best and latest epoch, see `search.trial.checkpoints`) when
+it is the best so far (the search needs that model), when training ends, and otherwise
+once `checkpoint_interval_s` seconds have passed since the last checkpoint: a restarted
+trial loses at most that much training, and a fast epoch does not pay for a checkpoint
+it does not need. Given the state of an earlier run (`resume`), training continues from
+the epoch after it, with early stopping where it stood. Nothing here knows about Ray or
+MLflow.
 """
 
 from __future__ import annotations
@@ -37,13 +42,15 @@ class EpochReport:
 
     epoch: int  # counted from 1
     metrics: dict[str, float]  # EPOCH_METRICS and OBJECTIVE
-    #: The checkpoint folder, just rewritten for this epoch.
-    checkpoint_dir: Path
+    #: The checkpoint folder when it was just rewritten for this epoch, else None.
+    checkpoint_dir: Path | None
     #: True when this epoch is the best so far (the folder's best model changed).
     improved: bool
     #: True when training ends after this epoch by its own rule (early stopping or the
     #: epoch budget), so a trial whose last report lacks it was stopped from outside.
     last: bool
+    #: Seconds spent writing checkpoints so far in this run of the trainer.
+    checkpoint_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -96,7 +103,8 @@ def input_pipeline(data: Dataset, batch_size: int, *, seed: int = 0) -> tuple[An
 
 def train(model: keras.Model, config: TrialConfig, data: Dataset, *, max_epochs: int,
           patience: int, checkpoint_dir: Path, on_epoch: OnEpoch | None = None,
-          shuffle_seed: int = 0, resume: TrainingState | None = None) -> TrainingOutcome:
+          shuffle_seed: int = 0, resume: TrainingState | None = None,
+          checkpoint_interval_s: float = 0.0) -> TrainingOutcome:
     """Fit `model` on the training split, validating each epoch.
 
     Stops after `patience` epochs without a better `MONITOR`, and leaves `model` holding
@@ -112,7 +120,8 @@ def train(model: keras.Model, config: TrialConfig, data: Dataset, *, max_epochs:
         monitor=MONITOR, mode="max", patience=patience, restore_best_weights=True,
         resume=resume, best_weights=(load_best(checkpoint_dir).get_weights()
                                      if resume is not None else None))
-    reporter = _EpochReporter(checkpoint_dir, on_epoch, max_epochs, early_stopping, resume)
+    reporter = _EpochReporter(checkpoint_dir, on_epoch, max_epochs, early_stopping, resume,
+                              checkpoint_interval_s)
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         early_stopping,
@@ -156,12 +165,15 @@ class _EpochReporter(keras.callbacks.Callback):
 
     def __init__(self, checkpoint_dir: Path, on_epoch: OnEpoch | None, max_epochs: int,
                  early_stopping: keras.callbacks.EarlyStopping,
-                 resume: TrainingState | None) -> None:
+                 resume: TrainingState | None, checkpoint_interval_s: float) -> None:
         super().__init__()
         self.checkpoint_dir = checkpoint_dir
         self.on_epoch = on_epoch
         self.max_epochs = max_epochs
         self.early_stopping = early_stopping
+        self.checkpoint_interval_s = checkpoint_interval_s
+        self.last_checkpoint = time.monotonic()
+        self.checkpoint_seconds = 0.0
         self.best = resume.best if resume else -math.inf
         self.best_epoch = resume.best_epoch if resume else 0
         self.epochs = resume.epoch if resume else 0
@@ -181,12 +193,19 @@ class _EpochReporter(keras.callbacks.Callback):
             self.best, self.best_epoch = metrics[MONITOR], number
         metrics[OBJECTIVE] = self.best
         last = bool(self.model.stop_training) or number >= self.max_epochs
-        save_epoch(self.model, self.checkpoint_dir, TrainingState(
-            epoch=number, best=self.best, best_epoch=self.best_epoch,
-            wait=int(self.early_stopping.wait), finished=last, metrics=metrics))
+        due = time.monotonic() - self.last_checkpoint >= self.checkpoint_interval_s
+        if improved or last or due:
+            started = time.monotonic()
+            save_epoch(self.model, self.checkpoint_dir, TrainingState(
+                epoch=number, best=self.best, best_epoch=self.best_epoch,
+                wait=int(self.early_stopping.wait), finished=last, metrics=metrics))
+            self.last_checkpoint = time.monotonic()
+            self.checkpoint_seconds += self.last_checkpoint - started
         if self.on_epoch is not None:
-            self.on_epoch(EpochReport(epoch=number, metrics=metrics, last=last,
-                                      checkpoint_dir=self.checkpoint_dir, improved=improved))
+            self.on_epoch(EpochReport(
+                epoch=number, metrics=metrics, last=last, improved=improved,
+                checkpoint_dir=self.checkpoint_dir if improved or last or due else None,
+                checkpoint_seconds=self.checkpoint_seconds))
 
 
 def inference_latency_ms(model: keras.Model, images: np.ndarray, *, batch: int = 32,
