@@ -25,9 +25,10 @@ from search.trial.faults import FAULTS_ENV
 from tests.test_run import run_cli
 
 #: Flags of every search here: tiny data, one trial at a time, every trial trains its
-#: epochs (no scheduler), two CPUs.
+#: epochs (no scheduler), a checkpoint every epoch (so a fault's epoch is the one a
+#: restart continues from), two CPUs.
 TINY = ("--data-limit", "300", "--cpus", "2", "--concurrency", "1", "--scheduler", "none",
-        "--space", "tiny.yaml")
+        "--checkpoint-interval", "0", "--space", "tiny.yaml")
 
 SPACE = """\
 optimizer: adam

@@ -169,3 +169,23 @@ def test_a_continued_run_keeps_its_patience_count(small_digits, tmp_path):
                     resume=unbeatable)
     assert [r.epoch for r in reports] == [4]  # the third epoch without improvement stops it
     assert reports[-1].last and outcome.best_epoch == 1
+
+
+def test_checkpoints_come_with_best_and_last_epochs_and_else_at_the_interval(small_digits,
+                                                                            tmp_path):
+    # A learning rate this high makes validation accuracy wander: some epochs are not
+    # the best, and with a long interval they are not checkpointed.
+    config, model = _model(small_digits, optimizer="sgd", learning_rate=1.5)
+    reports = []
+    train(model, config, small_digits, max_epochs=8, patience=8, checkpoint_dir=tmp_path,
+          on_epoch=reports.append, checkpoint_interval_s=3600)
+    assert any(not r.improved for r in reports[:-1])
+    for report in reports:
+        assert (report.checkpoint_dir is not None) == (report.improved or report.last)
+    assert read_state(tmp_path).epoch == 8
+
+    reports.clear()
+    _, model = _model(small_digits, optimizer="sgd", learning_rate=1.5)
+    train(model, config, small_digits, max_epochs=3, patience=8, checkpoint_dir=tmp_path,
+          on_epoch=reports.append, checkpoint_interval_s=0)
+    assert all(r.checkpoint_dir is not None for r in reports)
