@@ -86,7 +86,7 @@ def bare_loop(configs: list, data: Any, epochs: int, *, trainer: bool,
 
     started = time.perf_counter()
     for config in configs:
-        keras.backend.clear_session()
+        keras.backend.clear_session(free_memory=False)
         keras.utils.set_random_seed(0)
         model = build_model(config, data.input_shape, data.num_classes, data.value_scale)
         if trainer:

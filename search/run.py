@@ -296,6 +296,9 @@ def _search(args: argparse.Namespace, given: set[str], session: _Session) -> int
     console.print(f"[bold]{settings.name}[/bold]: {verb}, {settings.trials} trials "
                   f"({settings.algorithm}), space {prepared.request.space}, data {data.name} "
                   f"(train/val/test {sizes}), tracking {prepared.request.tracking_uri}")
+    if resume and "trials" in given:
+        console.print(f"extending search {settings.name} to {settings.trials} trials in all "
+                      "(the trials it ran are kept)")
     if survey.feasible < survey.samples:
         console.print(f"{survey.samples - survey.feasible} of {survey.samples} sampled configs "
                       f"cannot be trained on these images; the search skips such configs")

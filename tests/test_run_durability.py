@@ -153,16 +153,16 @@ def test_a_killed_driver_resumes_where_it_stopped(folder):
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_an_extension_resumes(folder):
     # A finished search with its champion.
-    first = run_cli("--trials", "2", "--max-epochs", "2", "--name", "grow", *TINY,
+    first = run_cli("--trials", "1", "--max-epochs", "2", "--name", "grow", *TINY,
                     cwd=folder, timeout=300)
     assert first.returncode == 0, first.stdout + first.stderr
     client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
     champion = client.get_model_version_by_alias("convsearch-digits", CHAMPION_ALIAS).version
 
-    # Extend it to 4 trials; Ctrl+C (SIGINT to the whole process group) while trial 3 runs.
+    # Extend it to 3 trials; Ctrl+C (SIGINT to the whole process group) while trial 2 runs.
     marker = folder / "asleep"
-    driver = start_cli("--resume", "grow", "--trials", "4", cwd=folder,
-                       faults=[{"trial": 3, "epoch": 1, "action": "sleep:120",
+    driver = start_cli("--resume", "grow", "--trials", "3", cwd=folder,
+                       faults=[{"trial": 2, "epoch": 1, "action": "sleep:120",
                                 "once": str(marker)}])
     wait_for(marker, driver)
     signalled = time.monotonic()
@@ -170,17 +170,17 @@ def test_ctrl_c_stops_cleanly_and_an_extension_resumes(folder):
     out, err = driver.communicate(timeout=120)
     assert time.monotonic() - signalled < 30
     assert driver.returncode == 130, out + err
-    assert "grow: resuming, 4 trials" in out
+    assert "grow: resuming, 3 trials" in out
+    assert "extending search grow to 3 trials in all" in out
     assert "search grow stopped by SIGINT" in out
     assert_resume_hint(out, "grow")
     assert "Traceback" not in err
 
     client, parent, children = runs(folder, "grow")
     assert parent.info.status == "KILLED"
-    assert parent.data.tags["convsearch.extended"] == "2 -> 4 trials"
+    assert parent.data.tags["convsearch.extended"] == "1 -> 3 trials"
     assert all(r.info.status != "RUNNING" for r in children)
-    assert sorted(r.data.tags[TAG_STATUS] for r in children) == \
-        ["completed", "completed", "interrupted"]
+    assert sorted(r.data.tags[TAG_STATUS] for r in children) == ["completed", "interrupted"]
     assert client.get_model_version_by_alias("convsearch-digits",
                                               CHAMPION_ALIAS).version == champion
 
@@ -188,15 +188,15 @@ def test_ctrl_c_stops_cleanly_and_an_extension_resumes(folder):
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     client, parent, children = runs(folder, "grow")
     assert parent.info.status == "FINISHED" and "convsearch.error" not in parent.data.tags
-    assert sorted(by_number(children)) == [1, 2, 3, 4]
-    assert [steps(client, r) for r in by_number(children).values()] == [[1, 2]] * 4
+    assert sorted(by_number(children)) == [1, 2, 3]
+    assert [steps(client, r) for r in by_number(children).values()] == [[1, 2]] * 3
     assert client.get_model_version_by_alias("convsearch-digits",
                                               CHAMPION_ALIAS).version != champion
 
     # Resuming a finished search is a one-line error that says how to extend it.
     again = run_cli("--resume", "grow", cwd=folder)
     assert again.returncode == 2
-    assert "already finished its 4 trials; give --trials N (more than 4)" in again.stderr
+    assert "already finished its 3 trials; give --trials N (more than 3)" in again.stderr
 
 
 @pytest.mark.slow

@@ -23,7 +23,7 @@ from search.trial.train import (
 
 
 def _model(data, **kwargs):
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=False)
     keras.utils.set_random_seed(0)
     config = TrialConfig.from_params({"conv_blocks": 1, "filters": 8, "dense_units": 16,
                                       **kwargs})

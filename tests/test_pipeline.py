@@ -1,0 +1,95 @@
+"""The pipeline's entry point: requests recorded and read back, prepared searches, and
+MLflow runs closed whatever stops a search."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from search.errors import DataError, SettingsError
+from search.pipeline import execute, load_request, prepare
+from search.request import DataRequest, SearchRequest
+from search.settings import SearchSettings
+
+SPACE = "optimizer: adam\nlearning_rate: 0.01\nconv_blocks: 1\nfilters: 4\ndense_units: 8\n"
+
+
+def test_a_request_survives_its_record(tmp_path):
+    request = SearchRequest(space="s.yaml", space_text=SPACE,
+                            data=DataRequest(source="x.npz", limit=50, image_size=(9, 7)),
+                            settings=SearchSettings(name="r", trials=3, storage=tmp_path),
+                            tracking_uri="sqlite:///m.db", model_name="m",
+                            data_fingerprint="abc")
+    assert SearchRequest.from_record(request.to_record()) == request
+
+
+def test_prepare_resolves_the_request(write_space, tracking_uri, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    space = write_space(SPACE.replace("learning_rate: 0.01", "batch_size: {grid: [16, 32]}"))
+    prepared = prepare(SearchRequest(space=str(space), data=DataRequest(limit=100)))
+    request = prepared.request
+    assert request.settings.algorithm == "grid" and request.settings.trials == 2
+    assert request.space_text == space.read_text()
+    assert request.model_name == "convsearch-digits"
+    assert request.tracking_uri == "sqlite:///mlflow.db"
+    assert request.data_fingerprint == prepared.data.fingerprint()
+
+
+def test_a_resumed_search_refuses_changed_data(write_space):
+    space = write_space(SPACE)
+    request = prepare(SearchRequest(space=str(space), data=DataRequest(limit=100))).request
+    changed = dataclasses.replace(request, data=DataRequest(limit=120))
+    with pytest.raises(DataError, match=r"the data of search .* changed since it started"):
+        prepare(changed)
+
+
+def test_resuming_an_unknown_search_names_the_ones_there(tmp_path):
+    (tmp_path / "known" ).mkdir()
+    (tmp_path / "known" / "convsearch-request.json").write_text("{}")
+    with pytest.raises(SettingsError, match=r"no search named 'lost' in .* \(searches there: "
+                                            r"known\); give the --storage it ran with"):
+        load_request("lost", tmp_path)
+
+
+class _Bug(RuntimeError):
+    pass
+
+
+class _BuggyObserver:
+    """An observer with a bug: it raises when a trial ends."""
+
+    def search_started(self, budget, ended, unfinished):
+        pass
+
+    def trial_started(self, trial_id, params, number=0):
+        pass
+
+    def epoch_ended(self, trial_id, epoch, metrics):
+        pass
+
+    def checkpoint_saved(self, trial_id, checkpoint_dir):
+        pass
+
+    def trial_ended(self, result):
+        raise _Bug("a bug in an observer")
+
+
+@pytest.mark.slow
+def test_a_bug_ends_the_parent_run_failed_and_keeps_its_traceback(write_space, tmp_path,
+                                                                  tracking_uri):
+    space = write_space(SPACE)
+    settings = SearchSettings(name="buggy", trials=2, max_epochs=1, cpus=2,
+                              storage=tmp_path / "ray")
+    prepared = prepare(SearchRequest(space=str(space), data=DataRequest(limit=100),
+                                     settings=settings, tracking_uri=tracking_uri))
+    with pytest.raises(Exception) as raised:
+        execute(prepared, [_BuggyObserver()])
+    assert "a bug in an observer" in str(raised.value) + repr(raised.value.__cause__)
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("convsearch")
+    runs = client.search_runs([experiment.experiment_id])
+    assert runs and all(r.info.status != "RUNNING" for r in runs)
+    (parent,) = [r for r in runs if r.data.tags["convsearch.role"] == "search"]
+    assert parent.info.status == "FAILED"
