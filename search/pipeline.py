@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search.data import Dataset, load_dataset
-from search.errors import DataError, SearchInterrupted, SettingsError
+from search.errors import DataError, SearchInterrupted, SettingsError, TrackingError
 from search.observers import SearchObserver, SearchOutcome
 from search.request import SearchRequest
 from search.settings import choose_algorithm
@@ -33,8 +33,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Seconds the end of a search waits for queued MLflow writes (a store that is down).
+#: Seconds the end of a search waits for queued MLflow writes (a store that is down);
+#: shorter when a signal stopped it (Kubernetes allows 30 s after SIGTERM by default).
 TRACKING_DRAIN_TIMEOUT_S = 120.0
+INTERRUPTED_DRAIN_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,9 @@ def execute(prepared: PreparedSearch, observers: Sequence[SearchObserver] = (), 
                                       prepared.data)
     with driver_lock(settings):
         started_before = has_request(settings)
+        if resume and not started_before:
+            raise SettingsError(f"no search named {settings.name!r} in {settings.storage}; "
+                                "give the --storage it ran with")
         if started_before and not resume:
             raise SettingsError(f"a search named {settings.name!r} already exists in "
                                 f"{settings.storage}; resume it with --resume "
@@ -162,32 +167,23 @@ def execute(prepared: PreparedSearch, observers: Sequence[SearchObserver] = (), 
                                 f"trials; give --trials N (more than {done}) to extend it")
         tracker = SearchTracker(request.tracking_uri, request.experiment or DEFAULT_EXPERIMENT)
         tracker.start_search(settings, space, data, resume=resume)
-        write_request(settings, request.to_record())
-        tracker.note_budget(settings.trials, extended_from=previous)
-        writer = BackgroundWriter(tracker)
+        writer: BackgroundWriter | None = None
         try:
+            write_request(settings, request.to_record())
+            tracker.note_budget(settings.trials, extended_from=previous)
+            writer = BackgroundWriter(tracker)
             outcome = run_search(space, data, settings, [writer, *observers],
                                  resume=resume and has_experiment_state(settings),
                                  verbose=verbose)
-        except BaseException as exc:
             unrecorded = writer.close(TRACKING_DRAIN_TIMEOUT_S)
-            interrupted = isinstance(exc, SearchInterrupted | KeyboardInterrupt)
-            if isinstance(exc, SearchInterrupted):
-                exc.unrecorded = unrecorded
-            tracker.end_search("KILLED" if interrupted else "FAILED",
-                               str(exc) or type(exc).__name__)
-            raise
-        unrecorded = writer.close(TRACKING_DRAIN_TIMEOUT_S)
-        try:
             model = load_checkpoint(outcome.best_checkpoint)
             test_metrics = evaluate(model, data)
             registered = tracker.finish_search(outcome, space, test_metrics, model,
                                                data.x_test[:5], request.model_name)
-            mark_finished(settings)
+            if outcome.stop_reason is None:  # a budget that ran out can be resumed
+                mark_finished(settings)
         except BaseException as exc:
-            interrupted = isinstance(exc, SearchInterrupted | KeyboardInterrupt)
-            tracker.end_search("KILLED" if interrupted else "FAILED",
-                               str(exc) or type(exc).__name__)
+            _close_after_failure(tracker, writer, exc)
             raise
     return SearchReport(outcome=outcome, test_metrics=test_metrics, registered=registered,
                         tracking_uri=request.tracking_uri, run_url=tracker.run_url(),
@@ -198,6 +194,23 @@ def run(request: SearchRequest, observers: Sequence[SearchObserver] = (), *,
         verbose: bool = False) -> SearchReport:
     """`prepare` then `execute` a new search: the whole pipeline in one call."""
     return execute(prepare(request), observers, verbose=verbose)
+
+
+def _close_after_failure(tracker: Any, writer: Any, exc: BaseException) -> None:
+    """End the search's MLflow runs after `exc` stopped it: KILLED for a signal, FAILED
+    otherwise. Never raises: `exc` is what the caller must see."""
+    interrupted = isinstance(exc, SearchInterrupted | KeyboardInterrupt)
+    try:
+        if writer is not None:
+            unrecorded = writer.close(INTERRUPTED_DRAIN_TIMEOUT_S if interrupted
+                                      else TRACKING_DRAIN_TIMEOUT_S)
+            if isinstance(exc, SearchInterrupted):
+                exc.unrecorded = unrecorded
+        tracker.end_search("KILLED" if interrupted else "FAILED",
+                           str(exc) or type(exc).__name__)
+    except (TrackingError, KeyboardInterrupt, SearchInterrupted) as closing:
+        logger.warning("the search's MLflow runs could not be closed (%s); resuming the "
+                       "search closes them", closing)
 
 
 def _recorded_budget(settings: Any) -> int | None:

@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="GPUs per trial; fractions share a GPU (default: 1 if any)")
     machine.add_argument("--ray-address", default=None,
                          help="address of a running Ray cluster (default: start a local one)")
-    machine.add_argument("--storage", type=Path, default=defaults["storage"],
+    machine.add_argument("--storage", type=_storage, default=defaults["storage"],
                          help="folder (or URI) for Ray Tune results and checkpoints")
 
     tracking = parser.add_argument_group("tracking")
@@ -207,7 +207,7 @@ class _Session:
         settings = self.prepared.settings
         console.print(f"[bold yellow]search {settings.name} {exc}[/bold yellow]: running "
                       "trials were checkpointed; the champion model was not changed")
-        storage = ("" if Path(settings.storage) == _default_storage()
+        storage = ("" if _storage(str(settings.storage)) == _default_storage().resolve()
                    else f" --storage {shlex.quote(str(settings.storage))}")
         console.print(f"resume it with: {_shell_path(sys.executable)} -m search.run --resume "
                       f"{shlex.quote(settings.name)}{storage}", soft_wrap=True,
@@ -241,7 +241,8 @@ def _request(args: argparse.Namespace, given: set[str]) -> tuple[SearchRequest, 
                                 f"recorded; {names} cannot be given with it (only --trials, "
                                 "--time-budget, --tracking-uri, --storage)")
         request = load_request(args.resume, args.storage)
-        settings = request.settings
+        # The folder the record was found in, wherever the search ran from.
+        settings = dataclasses.replace(request.settings, storage=args.storage)
         if "trials" in given:
             settings = dataclasses.replace(settings, trials=args.trials)
         if "time_budget" in given:
@@ -393,6 +394,12 @@ def _print_unrecorded(console: Console, unrecorded: Sequence[str]) -> None:
     if unrecorded:
         console.print("[yellow]MLflow could not record[/yellow] (it is in Ray's results): "
                       + "; ".join(unrecorded), highlight=False)
+
+
+def _storage(text: str) -> Path | str:
+    """--storage: a URI as given, a local folder made absolute (so a search's record
+    names it wherever it is resumed from)."""
+    return text if "://" in text else Path(text).resolve()
 
 
 def _default_storage() -> Path:

@@ -82,7 +82,7 @@ class SearchSettings:
     #: GPUs per trial (fractions share a GPU); None: 1 when there are GPUs, else 0.
     gpus_per_trial: float | None = None
     #: Ray Tune's results and checkpoints folder (or URI).
-    storage: Path = DEFAULT_STORAGE
+    storage: Path | str = DEFAULT_STORAGE
     #: Address of a running Ray cluster; None starts a local one.
     ray_address: str | None = None
     #: Times a trial whose worker died (killed, out of memory, lost node) is restarted
@@ -155,7 +155,7 @@ class SearchSettings:
         """Settings from `to_record`'s form; names it does not know are ignored."""
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in record.items() if k in known}
-        if "storage" in values and "://" not in values["storage"]:
+        if "://" not in str(values.get("storage", "://")):
             values["storage"] = Path(values["storage"])
         return cls(**values)
 

@@ -25,7 +25,8 @@ def test_a_request_survives_its_record(tmp_path):
     assert SearchRequest.from_record(request.to_record()) == request
 
 
-def test_prepare_resolves_the_request(write_space, tracking_uri, monkeypatch):
+def test_prepare_resolves_the_request(write_space, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     space = write_space(SPACE.replace("learning_rate: 0.01", "batch_size: {grid: [16, 32]}"))
     prepared = prepare(SearchRequest(space=str(space), data=DataRequest(limit=100)))
@@ -33,7 +34,7 @@ def test_prepare_resolves_the_request(write_space, tracking_uri, monkeypatch):
     assert request.settings.algorithm == "grid" and request.settings.trials == 2
     assert request.space_text == space.read_text()
     assert request.model_name == "convsearch-digits"
-    assert request.tracking_uri == "sqlite:///mlflow.db"
+    assert request.tracking_uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert request.data_fingerprint == prepared.data.fingerprint()
 
 

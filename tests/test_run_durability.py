@@ -124,8 +124,13 @@ def test_a_killed_driver_resumes_where_it_stopped(folder):
     assert parent.info.status == "RUNNING"  # nobody could close it
     first_two = {n: r.data.params for n, r in by_number(before).items()}
 
-    # Resume needs no other flag: space, data and settings come from the record.
-    resumed = run_cli("--resume", "crash", cwd=folder, timeout=300)
+    # Resume needs no other flag: space, data and settings come from the record, which
+    # names the tracking store by its absolute path. From another folder, --storage says
+    # where the search is.
+    elsewhere = folder / "elsewhere"
+    elsewhere.mkdir()
+    resumed = run_cli("--resume", "crash", "--storage", str(folder / "ray_results"),
+                      cwd=elsewhere, timeout=300)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "crash: resuming, 4 trials" in resumed.stdout
     assert "Best trials (4 run)" in resumed.stdout
@@ -259,7 +264,8 @@ def test_failed_trials_are_isolated_and_a_dead_worker_is_retried(folder):
 def test_a_search_whose_trials_all_fail_stops_with_one_line(folder):
     faults = [{"trial": n, "epoch": 1, "action": "nan"} for n in range(1, 10)]
     driver = start_cli("--trials", "8", "--max-epochs", "2", "--max-consecutive-failures", "3",
-                       "--name", "doomed", *TINY, cwd=folder, faults=faults)
+                       "--name", "doomed", *TINY, "--concurrency", "2", cwd=folder,
+                       faults=faults)
     out, err = driver.communicate(timeout=300)
     assert driver.returncode == 2, out + err
     assert err.strip().splitlines() == [
@@ -267,7 +273,7 @@ def test_a_search_whose_trials_all_fail_stops_with_one_line(folder):
         "error (3x): TrainingError: loss became NaN or infinite in epoch 1 (injected)"]
     _, parent, children = runs(folder, "doomed")
     assert parent.info.status == "FAILED"
-    assert len(children) == 3 and all(r.info.status == "FAILED" for r in children)
+    assert 3 <= len(children) <= 4 and all(r.info.status != "RUNNING" for r in children)
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from search.engine.control import SearchControl, control_of
 from search.engine.searchers import TRIAL_NUMBER
 from search.engine.signals import forward_interrupt
 from search.engine.stopping import EPOCH
+from search.errors import SearchFailed
 from search.metrics import EPOCH_METRICS, LATENCY, MONITOR, OBJECTIVE, PARAMS
 from search.observers import SearchObserver, TrialResult, TrialStatus
 from search.trial.checkpoints import read_state
@@ -90,6 +91,10 @@ class TrialEvents(tune.Callback):
             return
         # The first step sees every trial Tune restored (a resumed search) or none.
         control.started = True
+        if control.restoring and not trials:
+            # Tune starts over, with a log line only, when it cannot read the state.
+            raise SearchFailed(f"search {control.settings.name!r} could not be restored from "
+                               "its saved state in Ray's storage; nothing was changed")
         unfinished = []
         for trial in trials:
             control.epochs[trial.trial_id] = int((trial.last_result or {}).get(EPOCH, 0))
@@ -116,13 +121,18 @@ class TrialEvents(tune.Callback):
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
                       **info: Any) -> None:
-        # Every epoch is checkpointed; observers hear of the ones whose best model changed.
-        with checkpoint.as_directory() as directory:
-            state = read_state(Path(directory))
-            if state is None or state.best_epoch != state.epoch:
-                return
-            for observer in self.observers:
-                observer.checkpoint_saved(trial.trial_id, Path(directory))
+        # Observers hear of the checkpoints whose best model changed. Nothing here may
+        # raise: Tune would then drop the checkpoint itself, without a word.
+        try:
+            with checkpoint.as_directory() as directory:
+                state = read_state(Path(directory))
+                if state is None or state.best_epoch != state.epoch:
+                    return
+                for observer in self.observers:
+                    observer.checkpoint_saved(trial.trial_id, Path(directory))
+        except Exception:
+            logger.exception("trial %s: its checkpoint was kept, but observers could not "
+                             "be told of it", trial.trial_id)
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         error = _error_message(trial)
@@ -163,17 +173,24 @@ class TrialEvents(tune.Callback):
 
 
 def _error_message(trial: Any) -> str:
-    """One line for a failed trial: the original exception, not Ray's wrapper.
+    """One line for a failed trial: the original exception, not Ray's wrapper. Never
+    raises: a trial restored from an earlier driver run may have lost its error files.
 
     Tune writes the error into the trial's local folder before it calls callbacks (the
-    copy in storage may come later), so read it from there.
+    copy in storage may come later), so read it from there first.
     """
-    pickled = trial.pickled_error_file
-    if pickled and Path(pickled).is_file():
-        with open(pickled, "rb") as file:
-            error = ray.cloudpickle.load(file)
-        cause = getattr(error, "cause", None) or error
-        return f"{type(cause).__name__}: {cause}".strip().splitlines()[0]
-    text = Path(trial.error_file).read_text() if trial.error_file else ""
-    lines = [line for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "unknown error"
+    error: Any = None
+    try:
+        pickled = trial.pickled_error_file
+        if pickled and Path(pickled).is_file():
+            with open(pickled, "rb") as file:
+                error = ray.cloudpickle.load(file)
+        else:
+            error = trial.get_pickled_error() or trial.get_error()
+    except Exception:
+        logger.debug("cannot read the error of trial %s", trial.trial_id, exc_info=True)
+    if error is None:
+        return "unknown error"
+    cause = getattr(error, "cause", None) or error
+    lines = [line for line in f"{type(cause).__name__}: {cause}".splitlines() if line.strip()]
+    return lines[0] if lines else "unknown error"

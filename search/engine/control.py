@@ -51,6 +51,10 @@ class SearchControl:
     started: bool = False
     #: The search algorithm Tune runs (the restored one, for a resumed search).
     generator: Any = None
+    #: Trials at a time, as planned for this driver run (a resumed search may differ).
+    concurrency: int = 1
+    #: Trials in the snapshot this driver run restores (0 for a new search).
+    restoring: int = 0
 
     def __post_init__(self) -> None:
         if self.deadline is None and self.settings.time_budget_s is not None:
@@ -71,6 +75,8 @@ class SearchControl:
 
     def record_end(self, result: TrialResult) -> None:
         self.ended[result.trial_id] = result
+        if self.stop_reason == "failures":
+            return  # the streak that stopped the search stays as it was
         if result.status == "failed":
             self.failure_streak.append(result.error or "unknown error")
         else:

@@ -101,6 +101,21 @@ def finished_budget(settings: SearchSettings) -> int | None:
         return None
 
 
+def saved_trial_count(settings: SearchSettings) -> int:
+    """How many trials the newest experiment snapshot of Tune holds (0 if none)."""
+    filesystem, path = _filesystem(settings.name, settings.storage)
+    selector = pyarrow.fs.FileSelector(path, allow_not_found=True)
+    states = sorted(info.path for info in filesystem.get_file_info(selector)
+                    if Path(info.path).name.startswith("experiment_state"))
+    if not states:
+        return 0
+    try:
+        with filesystem.open_input_stream(states[-1]) as stream:
+            return len(json.loads(stream.read().decode()).get("trial_data", []))
+    except (OSError, ValueError):
+        return 0
+
+
 def has_experiment_state(settings: SearchSettings) -> bool:
     """Whether Tune saved this search's state (it ran at least until its first snapshot)."""
     filesystem, path = _filesystem(settings.name, settings.storage)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -80,12 +82,29 @@ def ray_session(settings: SearchSettings, *, verbose: bool) -> Iterator[None]:
         options["address"] = settings.ray_address
     else:
         options["num_cpus"] = settings.cpus or os.cpu_count() or 1
+    # ray.init installs SIGTERM handlers that exit the process; the caller's own stay.
+    handlers = _signal_handlers()
     try:
         ray.init(**options)
     except (ConnectionError, ray.exceptions.RayError, ValueError) as exc:
         raise SettingsError(f"cannot start or reach Ray ({settings.ray_address or 'local'}): "
                             f"{exc}") from exc
+    finally:
+        _restore(handlers)
     try:
         yield
     finally:
         ray.shutdown()
+        _restore(handlers)
+
+
+def _signal_handlers() -> dict[int, Any]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore(handlers: dict[int, Any]) -> None:
+    for signum, handler in handlers.items():
+        if handler is not None:
+            signal.signal(signum, handler)

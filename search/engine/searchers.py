@@ -92,7 +92,11 @@ class TrialGenerator(SearchGenerator):
         control = control_of(self.search_name)
         if control is None:  # read back outside a running search
             return True
-        control.generator = self  # this instance, restored or new, is the one Tune runs
+        if control.generator is not self:
+            # This instance, restored or new, is the one Tune runs; a restored one gets
+            # this driver run's concurrency, not the one it was saved with.
+            control.generator = self
+            self.searcher.max_concurrent = control.concurrency
         return self._counter >= control.budget or control.stopping()
 
     def create_trial_if_possible(self, experiment_spec: dict) -> Any:

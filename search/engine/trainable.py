@@ -38,6 +38,7 @@ from search.data import Dataset
 from search.engine.callbacks import ERROR, ERROR_DETAIL, LAST_EPOCH, WORKER_RSS
 from search.engine.searchers import TRIAL_NUMBER
 from search.engine.stopping import EPOCH
+from search.errors import TrainingError
 from search.memory import rss_mb
 from search.metrics import LATENCY, OBJECTIVE, PARAMS
 from search.objectives import worst_values
@@ -150,6 +151,8 @@ class _Trial:
         self.size: dict[str, float] = {}
         self.started = started
         self.reporting = False
+        #: The latest epoch reported (a failure reports no earlier one).
+        self.epoch = 0
 
     def run(self) -> None:
         from search.trial.checkpoints import load_best, load_latest
@@ -159,8 +162,16 @@ class _Trial:
         checkpoint = tune.get_checkpoint()
         state = None
         if checkpoint is not None:
-            checkpoint.to_directory(str(self.workdir))
-            state = read_state(self.workdir)
+            try:
+                checkpoint.to_directory(str(self.workdir))
+                state = read_state(self.workdir)
+            except (OSError, TrainingError) as exc:
+                # A driver killed between Tune deleting an old checkpoint and saving the
+                # snapshot that names the new one leaves a name without files.
+                logger.warning("trial %s: its checkpoint cannot be read (%s); it starts "
+                               "over", self.number, exc)
+                shutil.rmtree(self.workdir, ignore_errors=True)
+                self.workdir.mkdir()
         self.timing["time_setup_s"] = time.perf_counter() - self.started
         try:
             if state is not None and state.finished:
@@ -193,6 +204,7 @@ class _Trial:
             self.size[LATENCY] = inference_latency_ms(model, self.data.x_val)
 
     def _on_epoch(self, epoch: Any) -> None:
+        self.epoch = epoch.epoch
         self.timing["time_checkpoint_s"] = epoch.checkpoint_seconds
         self._report({**epoch.metrics, EPOCH: epoch.epoch, LAST_EPOCH: epoch.last},
                      checkpoint_dir=epoch.checkpoint_dir)
@@ -215,5 +227,6 @@ class _Trial:
         logger.warning("trial %s failed: %s", self.number, message)
         self._report({**worst, **self.size,
                       OBJECTIVE: state.best if state is not None else worst.get(OBJECTIVE, 0.0),
-                      EPOCH: state.epoch if state is not None else 0, LAST_EPOCH: True,
+                      EPOCH: max(self.epoch, state.epoch if state is not None else 0),
+                      LAST_EPOCH: True,
                       ERROR: message, ERROR_DETAIL: traceback.format_exc()[-_DETAIL_CHARS:]})

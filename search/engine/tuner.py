@@ -30,7 +30,7 @@ from ray import tune
 from search.data import Dataset
 from search.engine.callbacks import TrialEvents
 from search.engine.control import SearchControl, controlling
-from search.engine.experiment import experiment_path, storage_uri
+from search.engine.experiment import experiment_path, saved_trial_count, storage_uri
 from search.engine.resources import cluster_resources, plan_resources, ray_session
 from search.engine.searchers import make_search_algorithm, rejected_configs
 from search.engine.signals import graceful_stop
@@ -85,9 +85,11 @@ def run_search(space: SearchSpace, data: Dataset, settings: SearchSettings,
     if not verbose:
         for key, value in _QUIET_TUNE_ENV.items():
             os.environ.setdefault(key, value)
-    control = SearchControl(settings=settings, observers=list(observers), budget=budget)
+    control = SearchControl(settings=settings, observers=list(observers), budget=budget,
+                            restoring=saved_trial_count(settings) if resume else 0)
     with ray_session(settings, verbose=verbose), controlling(control), graceful_stop(control):
         resources = plan_resources(settings, cluster_resources(), budget)
+        control.concurrency = resources.concurrency
         logger.info("%s trials; each gets %s CPU(s), %s GPU(s); %s at a time", budget,
                     resources.cpus, resources.gpus, resources.concurrency)
         trainable = make_trainable(data, settings, resources.cpus, resources.gpus,
@@ -140,8 +142,10 @@ def _new_tuner(trainable: Any, search_alg: Any, settings: SearchSettings,
             name=settings.name,
             storage_path=storage_uri(settings.storage),
             callbacks=[TrialEvents(settings.name)],
-            # Every checkpoint holds the trial's best and latest epoch: keep the newest.
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            # Every checkpoint holds the trial's best and latest epoch, so the newest is
+            # enough; keeping two halves the experiment snapshots that Tune forces after
+            # checkpoints (it forces one every num_to_keep of them).
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             # Retries restart a trial whose worker died from its latest checkpoint.
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
             stop=SearchStopper(settings.name),

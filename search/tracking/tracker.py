@@ -230,7 +230,7 @@ class SearchTracker(SearchObserver):
         if self.parent_run_id is None:
             return
         with _mlflow_errors("cannot close the search's MLflow runs"):
-            for trial_id in sorted(self._open_trials):
+            for trial_id in sorted(frozenset(self._open_trials)):
                 run_id = self._trial_runs[trial_id]
                 self.client.set_tag(run_id, TAG_STATUS, INTERRUPTED)
                 self.client.set_terminated(run_id, status="KILLED")

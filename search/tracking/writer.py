@@ -32,6 +32,12 @@ logger = logging.getLogger(__name__)
 
 #: Pauses between attempts at an event the store refused: doubling up to the last.
 RETRY_PAUSES_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
+#: Seconds `close` waits for the thread once it gives up (it may be inside a request).
+_GIVE_UP_WAIT_S = 5.0
+#: MLflow error codes that a retry would only repeat (a run deleted meanwhile, a value
+#: the store rejects).
+_PERMANENT_ERRORS = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE",
+                               "RESOURCE_ALREADY_EXISTS", "PERMISSION_DENIED"})
 
 
 @dataclass
@@ -61,6 +67,7 @@ class BackgroundWriter(SearchObserver):
         self._giving_up = threading.Event()
         self._unwritten: list[_Event] = []
         self._outage_logged = False
+        self._closing = False
         self._thread = threading.Thread(target=self._run, name="convsearch-mlflow-writer",
                                         daemon=True)
         self._thread.start()
@@ -101,15 +108,29 @@ class BackgroundWriter(SearchObserver):
     # -- the end -------------------------------------------------------------------------
 
     def close(self, timeout_s: float = 60.0) -> list[str]:
-        """Wait up to `timeout_s` for every queued event to be written, then stop.
+        """Wait up to `timeout_s` for every queued event to be written, then stop. Safe to
+        call again (after an interrupted call, say).
 
         Returns what could not be recorded, one line per trial (empty when all was)."""
-        self._queue.put(None)
-        self._thread.join(timeout_s)
-        if self._thread.is_alive():
-            self._giving_up.set()
-            self._thread.join()
-        shutil.rmtree(self._spool, ignore_errors=True)
+        if not self._closing:
+            self._closing = True
+            self._queue.put(None)
+        try:
+            self._thread.join(timeout_s)
+        finally:
+            if self._thread.is_alive():
+                self._giving_up.set()
+                # The thread stops at its next pause; a store that hangs is not waited for.
+                self._thread.join(_GIVE_UP_WAIT_S)
+        while True:  # what the thread never took
+            try:
+                event = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if event is not None:
+                self._unwritten.append(event)
+        if not self._thread.is_alive():
+            shutil.rmtree(self._spool, ignore_errors=True)
         return _describe(self._unwritten)
 
     # -- the writing thread --------------------------------------------------------------
@@ -122,7 +143,13 @@ class BackgroundWriter(SearchObserver):
             event = self._queue.get()
             if event is None:
                 return
-            if self._giving_up.is_set() or not self._write(event):
+            try:
+                written = not self._giving_up.is_set() and self._write(event)
+            except Exception:  # a bug, or an error the store will repeat: skip the event
+                logger.exception("cannot record %s of trial %s in MLflow", event.what,
+                                 event.trial_id)
+                written = False
+            if not written:
                 self._unwritten.append(event)
 
     def _write(self, event: _Event) -> bool:
@@ -131,6 +158,10 @@ class BackgroundWriter(SearchObserver):
             try:
                 event.write()
             except TrackingError as exc:
+                if _permanent(exc):
+                    logger.warning("MLflow refused %s of trial %s for good: %s", event.what,
+                                   event.trial_id, exc)
+                    return False
                 if not self._outage_logged:
                     logger.warning("MLflow refused a write (%s); trials go on, and the "
                                    "writes wait until it takes them", exc)
@@ -161,6 +192,10 @@ class BackgroundWriter(SearchObserver):
                     del self._pending_checkpoints[trial_id]
                     return
             # A newer checkpoint arrived while this one was written: write it too.
+
+
+def _permanent(exc: TrackingError) -> bool:
+    return getattr(exc.__cause__, "error_code", None) in _PERMANENT_ERRORS
 
 
 def _describe(events: list[_Event]) -> list[str]:

@@ -42,12 +42,16 @@ def _children(client: MlflowClient, tracker: SearchTracker) -> list:
                               f"tags.`mlflow.parentRunId` = '{tracker.parent_run_id}'")
 
 
-def test_tracking_uri_flag_then_environment_then_default(monkeypatch):
+def test_tracking_uri_flag_then_environment_then_default(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert resolve_tracking_uri(None) == DEFAULT_TRACKING_URI == "sqlite:///mlflow.db"
+    # A SQLite file is named by its absolute path, so a resumed search finds it anywhere.
+    assert DEFAULT_TRACKING_URI == "sqlite:///mlflow.db"
+    assert resolve_tracking_uri(None) == f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert resolve_tracking_uri(None) == "http://127.0.0.1:5000"
-    assert resolve_tracking_uri("sqlite:///x.db") == "sqlite:///x.db"
+    assert resolve_tracking_uri("sqlite:///x.db") == f"sqlite:///{tmp_path / 'x.db'}"
+    assert resolve_tracking_uri("sqlite:////abs/x.db") == "sqlite:////abs/x.db"
 
 
 def test_parent_run_holds_settings_space_and_data(tracker, tracking_uri):
