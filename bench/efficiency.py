@@ -161,6 +161,9 @@ def main() -> None:
                         choices=["digits", "hard-digits"])
     parser.add_argument("--out", type=Path, default=Path("bench/results"),
                         help="folder for the plots")
+    parser.add_argument("--arms", nargs="+", default=[arm[0] for arm in ARMS],
+                        choices=[arm[0] for arm in ARMS], metavar="ARM",
+                        help="arms to run (default: all: " + "; ".join(a[0] for a in ARMS) + ")")
     args = parser.parse_args()
 
     import optuna
@@ -186,7 +189,7 @@ def main() -> None:
         for name in args.data:
             data = load_dataset("digits") if name == "digits" else hard_digits()
             runs = []
-            for arm in ARMS:
+            for arm in (a for a in ARMS if a[0] in args.arms):
                 results = [run_arm(data, arm, seed, args, Path(tmp)) for seed in
                            range(args.seeds)]
                 runs += results

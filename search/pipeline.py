@@ -96,7 +96,9 @@ def prepare(request: SearchRequest) -> PreparedSearch:
     algorithm = choose_algorithm(settings.algorithm, space.is_grid())
     grid_size = len(grid_points(space, data.input_shape, data.num_classes)[0]) \
         if algorithm == "grid" else None
-    settings = dataclasses.replace(settings, algorithm=algorithm,
+    storage = settings.storage if "://" in str(settings.storage) \
+        else Path(settings.storage).resolve()  # recorded so, it is found from anywhere
+    settings = dataclasses.replace(settings, algorithm=algorithm, storage=storage,
                                    trials=settings.trial_budget(grid_size))
     resolved = dataclasses.replace(
         request, settings=settings, space=str(space.path or request.space),

@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="GPUs per trial; fractions share a GPU (default: 1 if any)")
     machine.add_argument("--ray-address", default=None,
                          help="address of a running Ray cluster (default: start a local one)")
-    machine.add_argument("--storage", type=_storage, default=defaults["storage"],
+    machine.add_argument("--storage", type=_storage, default=str(defaults["storage"]),
                          help="folder (or URI) for Ray Tune results and checkpoints")
 
     tracking = parser.add_argument_group("tracking")
