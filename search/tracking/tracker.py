@@ -81,6 +81,8 @@ _RUN_STATUS = {"completed": "FINISHED", "stopped": "FINISHED", "failed": "FAILED
 #: the driver's last snapshot, so its config runs again as a new trial).
 INTERRUPTED = "interrupted"
 DISCARDED = "discarded"
+#: Status tag of a trial run whose end MLflow could not take in time.
+UNRECORDED = "unrecorded"
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,9 @@ class SearchTracker(SearchObserver):
             if outcome.pareto:
                 self._log_pareto_front(run_id, outcome, space)
             registered = self._log_model(run_id, model, example_images, model_name)
+            # A trial whose end could not be recorded (the store was down too long) is
+            # over all the same: its run must not stay RUNNING.
+            self._close_open_trials(UNRECORDED)
             self.client.set_terminated(run_id, status="FINISHED")
         return registered
 
@@ -230,11 +235,7 @@ class SearchTracker(SearchObserver):
         if self.parent_run_id is None:
             return
         with _mlflow_errors("cannot close the search's MLflow runs"):
-            for trial_id in sorted(frozenset(self._open_trials)):
-                run_id = self._trial_runs[trial_id]
-                self.client.set_tag(run_id, TAG_STATUS, INTERRUPTED)
-                self.client.set_terminated(run_id, status="KILLED")
-            self._open_trials.clear()
+            self._close_open_trials(INTERRUPTED)
             if message:
                 self.client.set_tag(self.parent_run_id, TAG_ERROR, message[:5000])
             self.client.set_terminated(self.parent_run_id, status=status)
@@ -333,6 +334,14 @@ class SearchTracker(SearchObserver):
                     self._log_params(run_id, params)
         self._trial_runs[trial_id] = run_id
         return run_id
+
+    def _close_open_trials(self, status: str) -> None:
+        """End the runs of trials that started and did not end, as KILLED."""
+        for trial_id in sorted(frozenset(self._open_trials)):
+            run_id = self._trial_runs[trial_id]
+            self.client.set_tag(run_id, TAG_STATUS, status)
+            self.client.set_terminated(run_id, status="KILLED")
+        self._open_trials.clear()
 
     def _find_runs(self, filter_string: str) -> list:
         return list(self.client.search_runs([self.experiment_id], filter_string=filter_string,
