@@ -103,10 +103,7 @@ def finished_budget(settings: SearchSettings) -> int | None:
 
 def saved_trial_count(settings: SearchSettings) -> int:
     """How many trials the newest experiment snapshot of Tune holds (0 if none)."""
-    filesystem, path = _filesystem(settings.name, settings.storage)
-    selector = pyarrow.fs.FileSelector(path, allow_not_found=True)
-    states = sorted(info.path for info in filesystem.get_file_info(selector)
-                    if Path(info.path).name.startswith("experiment_state"))
+    filesystem, states = _experiment_states(settings)
     if not states:
         return 0
     try:
@@ -118,10 +115,15 @@ def saved_trial_count(settings: SearchSettings) -> int:
 
 def has_experiment_state(settings: SearchSettings) -> bool:
     """Whether Tune saved this search's state (it ran at least until its first snapshot)."""
+    return bool(_experiment_states(settings)[1])
+
+
+def _experiment_states(settings: SearchSettings) -> tuple[pyarrow.fs.FileSystem, list[str]]:
+    """Tune's experiment snapshots of this search, oldest first (their names sort by time)."""
     filesystem, path = _filesystem(settings.name, settings.storage)
     selector = pyarrow.fs.FileSelector(path, allow_not_found=True)
-    return any(Path(info.path).name.startswith("experiment_state")
-               for info in filesystem.get_file_info(selector))
+    return filesystem, sorted(info.path for info in filesystem.get_file_info(selector)
+                              if Path(info.path).name.startswith("experiment_state"))
 
 
 @contextmanager
