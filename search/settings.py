@@ -31,7 +31,8 @@ DEFAULT_GRACE_EPOCHS = 4
 ALGORITHMS: dict[str, str] = {
     "tpe": "Optuna's tree-structured Parzen estimator",
     "random": "Optuna's random sampler",
-    "grid": "every point of the space's grid lists, each once",
+    "grid": ("every combination of the space's grid and choice lists, each once (a conditional "
+             "knob branches only where it applies)"),
     "cmaes": "Optuna's CMA-ES sampler",
     "gp": "Optuna's Gaussian-process sampler (needs PyTorch: the gp extra)",
     "nsga2": "Optuna's NSGA-II genetic sampler",

@@ -206,12 +206,9 @@ def _check(args: argparse.Namespace) -> int:
         console.print(f"max_params: {space.max_params:,}")
 
     searched = space.searched()
-    if all(isinstance(d, FINITE) for d in searched.values()) and \
-            not any(name in space.conditions for name in searched):
-        total = 1
-        for distribution in searched.values():
-            total *= len(distribution.extremes())
-        points, _ = grid_points(space, shape, args.classes)
+    if all(isinstance(d, FINITE) for d in searched.values()):
+        points, infeasible = grid_points(space, shape, args.classes)
+        total = len(points) + sum(infeasible.values())
         console.print(f"grid points: {total:,} ({len(points):,} trainable on {shape_text} "
                       "images)")
 

@@ -6,6 +6,11 @@ for a value, skipping knobs whose conditions do not hold, so an inactive knob (S
 momentum under Adam, block 3 of a two-block model) is neither sampled nor logged. Fixed
 knobs are returned without asking, so they never clutter the study.
 
+It is the one path from a space to a sample: a grid search enumerates the ways through
+it (`grid_points`), and a finished trial's values are replayed through it
+(`ReplaySuggester`), so grid, samplers and constraints cannot disagree on which knobs
+apply.
+
 `survey_space` samples a space many times at random and plans each config's model, to
 tell before a search whether the space can produce a model for the data at all, and
 which of its models are smallest and largest.
@@ -13,15 +18,15 @@ which of its models are smallest and largest.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from search.errors import ArchitectureError, SettingsError, SpaceError
 from search.space import SearchSpace
-from search.space.distributions import FINITE, Fixed, Suggester
+from search.space.distributions import FINITE, Suggester
 from search.space.parameters import SWITCH_SUFFIX
 from search.trial.architecture import Architecture, plan_architecture
 from search.trial.config import TrialConfig
@@ -121,30 +126,82 @@ def grid_points(space: SearchSpace, input_shape: tuple[int, ...], num_classes: i
     """Every feasible point of a grid search over `space`, in a fixed order, and the
     infeasible ones counted by reason.
 
+    The points are every distinct way through `suggest_params`, the walk a sampler takes:
+    a grid and a sampler build configs by the same code, so they cannot disagree about
+    which knobs apply. Conditional and optional knobs branch only where they apply.
+
     Raises:
-        SettingsError: the space has ranges or conditional knobs, which a grid cannot
-            enumerate.
+        SettingsError: the space has ranges, which a grid cannot enumerate.
     """
-    searched = space.searched()
-    ranges = [name for name, d in searched.items() if not isinstance(d, FINITE)]
+    ranges = [name for name, d in space.searched().items() if not isinstance(d, FINITE)]
     if ranges:
         raise SettingsError(f"--algo grid needs finitely many values, but {', '.join(ranges)} "
                             "is a range; use {grid: [...]} or {choices: [...]}")
-    conditional = [name for name in searched
-                   if name in space.conditions or name in space.optional]
-    if conditional:
-        raise SettingsError(f"--algo grid cannot search conditional or optional knobs: "
-                            f"{', '.join(conditional)}; list the off value among the grid "
-                            "values instead")
-    fixed = {name: d.value for name, d in space.distributions.items()
-             if isinstance(d, Fixed) and space.active(name, {})}
     points, infeasible = [], Counter()
-    for values in itertools.product(*(d.extremes() for d in searched.values())):
-        params = {**fixed, **dict(zip(searched, values, strict=True))}
-        params = {name: value for name, value in params.items() if space.active(name, params)}
+    for params in enumerate_params(space):
         problem = infeasibility(space, params, input_shape, num_classes)
         if problem:
             infeasible[problem] += 1
         else:
             points.append(params)
     return points, infeasible
+
+
+def enumerate_params(space: SearchSpace) -> Iterator[dict[str, Any]]:
+    """Every distinct sample `suggest_params` can return for a space of finite choices, in
+    depth-first order of the space's knobs (the file's first knob varies slowest)."""
+    path: list[int] = []
+    while True:
+        walker = _PathSuggester(path)
+        yield suggest_params(space, walker)
+        # The next path: advance the deepest decision that has options left.
+        for depth in reversed(range(len(walker.taken))):
+            if walker.taken[depth] + 1 < walker.widths[depth]:
+                path = [*walker.taken[:depth], walker.taken[depth] + 1]
+                break
+        else:
+            return
+
+
+class _PathSuggester:
+    """Answers each categorical question of one walk through the space with the option
+    its path names (the first option past the path's end), recording what it took."""
+
+    def __init__(self, path: list[int]) -> None:
+        self.path = path
+        self.taken: list[int] = []
+        self.widths: list[int] = []
+
+    def suggest_categorical(self, name: str, choices: list[Any]) -> Any:
+        depth = len(self.taken)
+        index = self.path[depth] if depth < len(self.path) else 0
+        self.taken.append(index)
+        self.widths.append(len(choices))
+        return choices[index]
+
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False
+                      ) -> float:
+        raise SettingsError(f"{name} is a range, which a grid cannot enumerate")
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1,
+                    log: bool = False) -> int:
+        raise SettingsError(f"{name} is a range, which a grid cannot enumerate")
+
+
+class ReplaySuggester:
+    """Answers every question with a value already chosen (a grid point, or a finished
+    Optuna trial's params), so the walk rebuilds the full sample they stand for."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.values = values
+
+    def suggest_categorical(self, name: str, choices: list[Any]) -> Any:
+        return self.values[name]
+
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False
+                      ) -> float:
+        return self.values[name]
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1,
+                    log: bool = False) -> int:
+        return self.values[name]

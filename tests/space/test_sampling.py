@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import optuna
 import pytest
 
@@ -80,12 +82,80 @@ def test_an_optional_knob_is_sampled_only_when_switched_on():
         on[0]["augmentation.rotation"]
 
 
-def test_grid_refuses_optional_knobs():
+def test_grid_refuses_ranges():
     from search.errors import SettingsError
     from search.space.sampling import grid_points
 
-    space = parse_space("batch_size: {grid: [16, 32]}\n"
-                        "dropout: {choices: [0.1, 0.2], optional: true}\n")
-    with pytest.raises(SettingsError, match="cannot search conditional or optional knobs: "
-                                            "dropout"):
+    space = parse_space("batch_size: {grid: [16, 32]}\ndropout: {uniform: [0.1, 0.2]}\n")
+    with pytest.raises(SettingsError, match="dropout is a range"):
         grid_points(space, (8, 8, 1), 10)
+
+
+#: Spaces of finitely many configs, each with the kinds of knob a grid and a sampler
+#: could disagree on.
+_FINITE_SPACES = {
+    "fixed knobs under a knob's own condition and a per-block override": (
+        "optimizer: {grid: [sgd, adam]}\nmomentum: 0.9\nconv_blocks: 2\n"
+        "block2: {filters: 64}\n"),
+    "searched conditional knobs": (
+        "optimizer: {grid: [sgd, rmsprop, adam]}\nmomentum: {grid: [0.5, 0.9]}\n"
+        "nesterov: {choices: [true, false]}\n"),
+    "conditions from the file, fixed and searched": (
+        "conv_blocks: {grid: [1, 2, 3]}\n"
+        "dense_units: {value: 32, when: {conv_blocks: [1, 2]}}\n"
+        "dropout: {grid: [0.0, 0.3], when: {conv_blocks: 3}}\n"),
+    "per-block overrides under a searched block count": (
+        "conv_blocks: {grid: [1, 2, 3]}\nfilters: {grid: [8, 16]}\n"
+        "block2: {kernel_size: {grid: [3, 5]}}\nblock3: {pooling: none, filters: 4}\n"),
+    "optional knobs": (
+        "batch_size: {grid: [16, 32]}\n"
+        "dropout: {choices: [0.1, 0.2], optional: true}\n"
+        "augmentation:\n  rotation: {choices: [0.05], optional: true}\n"),
+    "infeasible points among feasible ones": (
+        "conv_blocks: {grid: [1, 2, 3, 4]}\nkernel_size: {grid: [3, 5]}\npadding: valid\n"),
+}
+
+
+def _brute_force_configs(space) -> set[TrialConfig]:
+    """Every config Optuna's brute-force sampler reaches through `suggest_params`."""
+    configs = set()
+
+    def objective(trial):
+        configs.add(TrialConfig.from_params(suggest_params(space, trial)))
+        return 0.0
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.BruteForceSampler(seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=1000)
+    assert len(study.trials) < 1000, "the sampler did not exhaust the space"
+    return configs
+
+
+@pytest.mark.parametrize("text", _FINITE_SPACES.values(), ids=_FINITE_SPACES.keys())
+def test_grid_and_sampler_resolve_the_same_configs(text):
+    from search.space.sampling import grid_points, infeasibility
+
+    space = parse_space(text)
+    shape = (8, 8, 1)
+    points, infeasible = grid_points(space, shape, 10)
+    grid = [TrialConfig.from_params(p) for p in points]
+    assert len(set(grid)) == len(grid), "a grid point is repeated"
+    sampled = _brute_force_configs(space)
+    feasible = {c for c in sampled
+                if infeasibility(space, c.to_params(), shape, 10) is None}
+    assert set(grid) == feasible
+    assert len(sampled) == len(grid) + sum(infeasible.values())
+
+
+def test_grid_keeps_fixed_knobs_that_carry_a_condition():
+    from search.space.sampling import grid_points
+
+    space = parse_space(_FINITE_SPACES[
+        "fixed knobs under a knob's own condition and a per-block override"])
+    points, _ = grid_points(space, (8, 8, 1), 10)
+    by_optimizer = {p["optimizer"]: TrialConfig.from_params(p) for p in points}
+    assert by_optimizer["sgd"].momentum == 0.9
+    assert by_optimizer["adam"].momentum == 0.0  # adam has no momentum knob
+    assert all(c.blocks[1].filters == 64 for c in by_optimizer.values())
