@@ -15,9 +15,9 @@ whole history.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import io
+import math
 import os
 import tempfile
 import warnings
@@ -35,10 +35,18 @@ from search.metrics import OBJECTIVE
 from search.objectives import OBJECTIVES, worst_values
 from search.settings import SearchSettings
 from search.space import SearchSpace
-from search.space.sampling import infeasibility, suggest_params
+from search.space.sampling import infeasibility, suggest_params, violation
 
 #: Config key of a trial's number in its search (1, 2, ...): not a knob.
 TRIAL_NUMBER = "trial_number"
+
+#: Algorithms whose Optuna sampler models constraints (`optuna.Trial.set_constraint`):
+#: they are told that an infeasible config is infeasible, and by how much. The others
+#: are told that it failed, which they ignore.
+CONSTRAINED_ALGORITHMS = ("tpe", "nsga2", "gp")
+
+#: Name of the constraint an infeasible config violates, in the Optuna study.
+ARCHITECTURE_CONSTRAINT = "architecture"
 
 
 def make_search_algorithm(space: SearchSpace, settings: SearchSettings,
@@ -53,8 +61,10 @@ def make_search_algorithm(space: SearchSpace, settings: SearchSettings,
         searcher: Searcher = _PointsSearcher(points)
         rejected: Counter[str] = Counter()
     else:
-        feasible = _FeasibleSearcher(_optuna_searcher(space, settings), space, input_shape,
-                                     num_classes)
+        constrained = settings.algorithm in CONSTRAINED_ALGORITHMS
+        inner = _optuna_searcher(space, settings, _Proposal(space, input_shape, num_classes,
+                                                            constrained))
+        feasible = _FeasibleSearcher(inner, space, input_shape, num_classes, constrained)
         searcher, rejected = feasible, feasible.rejected
     limited = ConcurrencyLimiter(searcher, max_concurrent=concurrency)
     return TrialGenerator(limited, settings.name), rejected
@@ -105,14 +115,34 @@ class TrialGenerator(SearchGenerator):
         return super().create_trial_if_possible(spec)
 
 
-def _optuna_searcher(space: SearchSpace, settings: SearchSettings) -> OptunaSearch:
+def _optuna_searcher(space: SearchSpace, settings: SearchSettings, proposal: Any,
+                     ) -> OptunaSearch:
     metrics = [OBJECTIVES[name].metric for name in space.objectives]
     modes = [OBJECTIVES[name].mode for name in space.objectives]
     if len(metrics) == 1:  # a single metric keeps Optuna's per-epoch reports
         metrics, modes = metrics[0], modes[0]
-    return OptunaSearch(space=functools.partial(suggest_params, space), metric=metrics,
-                        mode=modes, sampler=make_sampler(settings.algorithm, settings.seed,
-                                                         space))
+    return OptunaSearch(space=proposal, metric=metrics, mode=modes,
+                        sampler=make_sampler(settings.algorithm, settings.seed, space))
+
+
+class _Proposal:
+    """The define-by-run function Optuna samples through: the space's knobs, and, for a
+    sampler that models constraints, how far the config is from a trainable one (0 when
+    it is trainable; every trial must carry the constraint)."""
+
+    def __init__(self, space: SearchSpace, input_shape: tuple[int, ...], num_classes: int,
+                 constrained: bool) -> None:
+        self.space = space
+        self.input_shape = input_shape
+        self.num_classes = num_classes
+        self.constrained = constrained
+
+    def __call__(self, trial: Any) -> dict[str, Any]:
+        params = suggest_params(self.space, trial)
+        if self.constrained:
+            trial.set_constraint(ARCHITECTURE_CONSTRAINT, violation(
+                self.space, params, self.input_shape, self.num_classes))
+        return params
 
 
 def make_sampler(algorithm: str, seed: int, space: SearchSpace) -> optuna.samplers.BaseSampler:
@@ -180,24 +210,34 @@ class _FeasibleSearcher(Searcher):
     """Wraps a Ray Tune searcher so that configs that cannot be trained never start.
 
     For each trial Tune asks for, it draws configs from the wrapped searcher under probe
-    ids until one is feasible for the data. Each infeasible one is completed at once with
-    the worst possible score, so the algorithm learns to avoid that region, and counted by
-    reason in `rejected`. Tune's results for the trial are forwarded under its probe id.
+    ids until one is feasible for the data, and counts each infeasible one by reason in
+    `rejected`. An infeasible config is completed at once: as a COMPLETE trial that
+    violates its constraint when the sampler models constraints (`_Proposal` recorded
+    the violation; the objective value told with it is the mean of the feasible results
+    so far, which neither rewards nor punishes the region in a model that reads values
+    of infeasible trials, as GP's does), else as a FAILED one, which the sampler ignores
+    rather than learning a made-up score. Tune's results for the trial are forwarded
+    under its probe id.
     """
 
     #: Draws per trial before the space is declared to produce nothing trainable.
     MAX_DRAWS = 1000
 
     def __init__(self, inner: Searcher, space: SearchSpace, input_shape: tuple[int, ...],
-                 num_classes: int) -> None:
+                 num_classes: int, constrained: bool) -> None:
         super().__init__(metric=inner.metric, mode=inner.mode)
         self.inner = inner
         self.space = space
         self.input_shape = input_shape
         self.num_classes = num_classes
+        self.constrained = constrained
         self.rejected: Counter[str] = Counter()
         self._probe: dict[str, str] = {}
         self._draws = 0
+        self._metrics = [OBJECTIVES[name].metric for name in space.objectives]
+        #: Sums of the feasible trials' final values, and how many there were.
+        self._sums = dict.fromkeys(self._metrics, 0.0)
+        self._results = 0
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
                               **spec: Any) -> bool:
@@ -218,10 +258,20 @@ class _FeasibleSearcher(Searcher):
                 self._probe[trial_id] = probe
                 return params
             self.rejected[problem] += 1
-            self.inner.on_trial_complete(probe, result=worst_values(self.space.objectives))
+            if self.constrained:
+                self.inner.on_trial_complete(probe, result=self.neutral_values())
+            else:
+                self.inner.on_trial_complete(probe, result=None, error=True)
         raise SearchFailed(f"{self.MAX_DRAWS} configs in a row could not be trained on "
                            f"{'x'.join(map(str, self.input_shape))} images; the last: "
                            f"{problem}")
+
+    def neutral_values(self) -> dict[str, float]:
+        """The mean final value of each objective over the feasible trials so far (the
+        worst possible values before any finished)."""
+        if not self._results:
+            return worst_values(self.space.objectives)
+        return {metric: total / self._results for metric, total in self._sums.items()}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id in self._probe:
@@ -229,13 +279,20 @@ class _FeasibleSearcher(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
-        if trial_id in self._probe:
-            self.inner.on_trial_complete(self._probe.pop(trial_id), result=result, error=error)
+        if trial_id not in self._probe:
+            return
+        values = [(result or {}).get(metric) for metric in self._metrics]
+        if all(isinstance(v, int | float) and math.isfinite(v) for v in values):
+            for metric, value in zip(self._metrics, values, strict=True):
+                self._sums[metric] += float(value)
+            self._results += 1
+        self.inner.on_trial_complete(self._probe.pop(trial_id), result=result, error=error)
 
     def save(self, checkpoint_path: str) -> None:
         # One file: Tune writes it under a temporary name and renames it, so a side file
         # beside that name would be lost (and a restore would not find it).
         _dump({"rejected": self.rejected, "probe": self._probe, "draws": self._draws,
+               "sums": self._sums, "results": self._results,
                "inner": _searcher_state(self.inner)}, checkpoint_path)
 
     def restore(self, checkpoint_path: str) -> None:
@@ -243,6 +300,7 @@ class _FeasibleSearcher(Searcher):
         _restore_searcher(self.inner, state["inner"])
         self.rejected, self._probe, self._draws = \
             state["rejected"], state["probe"], state["draws"]
+        self._sums, self._results = state["sums"], state["results"]
 
 
 def _searcher_state(searcher: Searcher) -> bytes:

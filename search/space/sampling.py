@@ -58,6 +58,21 @@ def infeasibility(space: SearchSpace, params: dict[str, Any], input_shape: tuple
     return None
 
 
+def violation(space: SearchSpace, params: dict[str, Any], input_shape: tuple[int, ...],
+              num_classes: int) -> float:
+    """How far these values are from a model that can be trained on this data, for a
+    sampler's constraint model: 0 when they can be; the fraction by which the model
+    exceeds ``max_params`` (so the sampler learns which way is smaller); 1 for a model
+    that cannot be built at all."""
+    try:
+        plan = plan_architecture(TrialConfig.from_params(params), input_shape, num_classes)
+    except ArchitectureError:
+        return 1.0
+    if space.max_params is not None and plan.params > space.max_params:
+        return plan.params / space.max_params - 1.0
+    return 0.0
+
+
 @dataclass
 class SpaceSurvey:
     """What random samples of a space turned out to be, for one input shape."""

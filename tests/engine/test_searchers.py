@@ -32,7 +32,6 @@ def test_cmaes_refuses_several_objectives():
 def test_searcher_state_is_one_file_and_restores_the_algorithms_history(tmp_path):
     # Tune saves a searcher under a temporary name and renames the file: everything the
     # searcher needs must be in that one file, or a restored search loses its history.
-    from search.engine.searchers import _FeasibleSearcher, _optuna_searcher
     from search.settings import SearchSettings
 
     space = parse_space("learning_rate: {loguniform: [1.0e-4, 1.0e-1]}\n"
@@ -40,9 +39,7 @@ def test_searcher_state_is_one_file_and_restores_the_algorithms_history(tmp_path
     settings = SearchSettings(algorithm="tpe", seed=1)
 
     def searcher():
-        inner = _optuna_searcher(space, settings)
-        inner.set_search_properties("best_val_accuracy", "max", {})
-        return _FeasibleSearcher(inner, space, (8, 8, 1), 10)
+        return _feasible_searcher(space, settings)
 
     first = searcher()
     for number in range(4):  # some draws are infeasible (4 blocks on 8x8) and rejected
@@ -56,3 +53,67 @@ def test_searcher_state_is_one_file_and_restores_the_algorithms_history(tmp_path
     assert restored.rejected == first.rejected and sum(first.rejected.values()) > 0
     # The same history and sampler state propose the same next config.
     assert restored.suggest("next") == first.suggest("next")
+
+
+def _feasible_searcher(space, settings, shape=(8, 8, 1)):
+    from search.engine.searchers import (
+        CONSTRAINED_ALGORITHMS,
+        _FeasibleSearcher,
+        _optuna_searcher,
+        _Proposal,
+    )
+
+    constrained = settings.algorithm in CONSTRAINED_ALGORITHMS
+    inner = _optuna_searcher(space, settings, _Proposal(space, shape, 10, constrained))
+    inner.set_search_properties("best_val_accuracy", "max", {})
+    return _FeasibleSearcher(inner, space, shape, 10, constrained)
+
+
+def _run(searcher, trials: int) -> list:
+    """Ask and finish `trials` trials; the Optuna study's trials, infeasible ones too."""
+    for number in range(trials):
+        searcher.suggest(f"t{number}")
+        searcher.on_trial_complete(f"t{number}", {"best_val_accuracy": 0.5 + 0.01 * number})
+    return searcher.inner._ot_study.trials
+
+
+# 4 blocks of 2x2 pooling cannot fit 8x8 images; 64 filters exceed max_params.
+_PARTLY_FEASIBLE = ("conv_blocks: {choices: [1, 4]}\nfilters: {choices: [4, 64]}\n"
+                    "dense_units: 8\nmax_params: 2000\n")
+
+
+@pytest.mark.parametrize("algorithm", ["tpe", "nsga2"])
+def test_infeasible_configs_are_constraint_violations_for_samplers_that_model_them(algorithm):
+    import optuna
+
+    from search.settings import SearchSettings
+
+    space = parse_space(_PARTLY_FEASIBLE)
+    searcher = _feasible_searcher(space, SearchSettings(algorithm=algorithm, seed=3))
+    studied = _run(searcher, 6)
+    infeasible = [t for t in studied if t.constraints["architecture"] > 0]
+    feasible = [t for t in studied if t.constraints["architecture"] <= 0]
+    assert sum(searcher.rejected.values()) == len(infeasible) > 0
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in studied)
+    assert len(feasible) == 6 and all(t.params["conv_blocks"] == 1 for t in feasible)
+    # Over max_params is a violation by degree; a model that cannot be built, a full one.
+    over = [t for t in infeasible if t.params["conv_blocks"] == 1]
+    assert all(0 < t.constraints["architecture"] < 4 for t in over)
+    assert all(t.constraints["architecture"] == 1 for t in infeasible if t not in over)
+    # Told after some feasible result: the mean of those, not a made-up worst value.
+    later = [t for t in infeasible if t.number > feasible[0].number]
+    assert all(0.5 <= t.value <= 0.6 for t in later)
+
+
+def test_samplers_without_constraints_are_told_infeasible_configs_failed():
+    import optuna
+
+    from search.settings import SearchSettings
+
+    space = parse_space(_PARTLY_FEASIBLE)
+    searcher = _feasible_searcher(space, SearchSettings(algorithm="random", seed=3))
+    studied = _run(searcher, 6)
+    failed = [t for t in studied if t.state == optuna.trial.TrialState.FAIL]
+    assert len(failed) == sum(searcher.rejected.values()) > 0
+    assert all(t.values is None and not t.constraints for t in failed)
+    assert len([t for t in studied if t.state == optuna.trial.TrialState.COMPLETE]) == 6

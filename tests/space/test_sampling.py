@@ -159,3 +159,15 @@ def test_grid_keeps_fixed_knobs_that_carry_a_condition():
     assert by_optimizer["sgd"].momentum == 0.9
     assert by_optimizer["adam"].momentum == 0.0  # adam has no momentum knob
     assert all(c.blocks[1].filters == 64 for c in by_optimizer.values())
+
+
+def test_violation_measures_how_far_a_config_is_from_trainable():
+    from search.space.sampling import violation
+
+    space = parse_space("filters: {choices: [4, 64]}\ndense_units: 8\nmax_params: 2000\n")
+    small = {"conv_blocks": 1, "filters": 4, "dense_units": 8}
+    assert violation(space, small, (8, 8, 1), 10) == 0.0
+    over = violation(space, {**small, "filters": 64}, (8, 8, 1), 10)
+    bigger = violation(space, {**small, "filters": 64, "dense_units": 16}, (8, 8, 1), 10)
+    assert 0 < over < bigger  # by how much the model exceeds max_params
+    assert violation(space, {**small, "conv_blocks": 4}, (8, 8, 1), 10) == 1.0
