@@ -37,10 +37,8 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from search.observers import SearchObserver, TrialResult
+from search.settings import DEFAULT_CHECKPOINT_INTERVAL_S as DEFAULT_INTERVAL
 from search.settings import SearchSettings
-
-#: The checkpoint interval searches use unless told otherwise.
-DEFAULT_INTERVAL = SearchSettings().checkpoint_interval_s
 
 
 def fixed_space(trials: int, epochs: int) -> str:

@@ -11,6 +11,7 @@ trial with the highest weighted sum wins.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -26,15 +27,24 @@ class Objective:
     metric: str  # as trials report it
     mode: str  # "max" or "min"
     help: str
+    #: Compared on a log scale (sizes and times spread over orders of magnitude).
+    log_scale: bool = False
+
+    def oriented(self, value: float) -> float:
+        """`value` on this objective's comparison scale, where larger is better."""
+        scaled = math.log10(max(value, 1e-12)) if self.log_scale else value
+        return scaled if self.mode == "max" else -scaled
 
 
 #: Every objective a space may name, in the order documentation lists them.
 OBJECTIVES: dict[str, Objective] = {
     objective.name: objective for objective in (
         Objective("val_accuracy", OBJECTIVE, "max", "best validation accuracy"),
-        Objective("params", PARAMS, "min", "trainable and non-trainable parameters"),
+        Objective("params", PARAMS, "min", "trainable and non-trainable parameters",
+                  log_scale=True),
         Objective("latency_ms", LATENCY, "min",
-                  "inference milliseconds per image (batch of 32, on the trial's device)"),
+                  "inference milliseconds per image (batch of 32, on the trial's device)",
+                  log_scale=True),
     )
 }
 
@@ -85,3 +95,37 @@ def choose_best(trials: Sequence[TrialResult], names: Sequence[str],
             value = trial.values[first.metric]
             return value if first.mode == "max" else -value
     return max(scored, key=score)
+
+
+def pareto_order(points: Sequence[Sequence[float]]) -> list[int]:
+    """Indices of `points` (vectors where larger is better on every coordinate), best
+    first: by non-dominated front, and within a front as an epsilon-net (the point best
+    on the first coordinate, then each time the point farthest from those already taken,
+    with every coordinate scaled to the points' range), so the leading points spread over
+    the front instead of crowding one end of it. How MO-ASHA ranks a rung (Schmucker et
+    al., 2021)."""
+    width = [max(p[k] for p in points) - min(p[k] for p in points) or 1.0
+             for k in range(len(points[0]))] if points else []
+    scaled = [[x / w for x, w in zip(p, width, strict=True)] for p in points]
+    remaining = list(range(len(points)))
+    order: list[int] = []
+    while remaining:
+        front = [i for i in remaining
+                 if not any(_dominates(points[j], points[i]) for j in remaining)]
+        taken = [max(front, key=lambda i: tuple(points[i]))]
+        rest = [i for i in front if i != taken[0]]
+        while rest:
+            farthest = max(rest, key=lambda i: (_distance(scaled, i, taken), tuple(points[i])))
+            taken.append(farthest)
+            rest.remove(farthest)
+        order += taken
+        remaining = [i for i in remaining if i not in front]
+    return order
+
+
+def _distance(points: Sequence[Sequence[float]], i: int, others: Sequence[int]) -> float:
+    return min(math.dist(points[i], points[j]) for j in others)
+
+
+def _dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    return all(x >= y for x, y in zip(a, b, strict=True)) and tuple(a) != tuple(b)

@@ -86,5 +86,10 @@ class SearchObserver:
     def checkpoint_saved(self, trial_id: str, checkpoint_dir: Path) -> None:
         """A trial's best model changed."""
 
+    def trial_mutated(self, trial_id: str, epoch: int, source: int,
+                      params: dict[str, Any]) -> None:
+        """Population-based training: the trial continues from trial number `source`'s
+        checkpoint at `epoch`, with these values of the knobs it mutates."""
+
     def trial_ended(self, result: TrialResult) -> None:
         """A trial ended: completed, stopped or failed."""

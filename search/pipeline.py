@@ -24,7 +24,7 @@ from search.data import Dataset, load_dataset
 from search.errors import DataError, SearchInterrupted, SettingsError, TrackingError
 from search.observers import SearchObserver, SearchOutcome
 from search.request import SearchRequest
-from search.settings import choose_algorithm
+from search.settings import choose_algorithm, choose_scheduler
 from search.space import SearchSpace, load_space, parse_space
 from search.space.sampling import SpaceSurvey, grid_points, require_feasible
 
@@ -93,12 +93,14 @@ def prepare(request: SearchRequest) -> PreparedSearch:
                         f"{request.data_fingerprint}); a resumed search needs the same data")
     survey = require_feasible(space, data.input_shape, data.num_classes)
     settings = request.settings
-    algorithm = choose_algorithm(settings.algorithm, space.is_grid())
+    scheduler = choose_scheduler(settings.scheduler, space.objectives)
+    algorithm = choose_algorithm(settings.algorithm, space.is_grid(), scheduler)
     grid_size = len(grid_points(space, data.input_shape, data.num_classes)[0]) \
         if algorithm == "grid" else None
     storage = settings.storage if "://" in str(settings.storage) \
         else Path(settings.storage).resolve()  # recorded so, it is found from anywhere
     settings = dataclasses.replace(settings, algorithm=algorithm, storage=storage,
+                                   scheduler=scheduler,
                                    trials=settings.trial_budget(grid_size))
     resolved = dataclasses.replace(
         request, settings=settings, space=str(space.path or request.space),

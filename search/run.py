@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     from search.data.sources import COLOR_MODES, KERAS_DATASETS
     from search.settings import (
         ALGORITHMS,
+        CHECKPOINTING_SCHEDULERS,
+        DEFAULT_CHECKPOINT_INTERVAL_S,
         DEFAULT_GRACE_EPOCHS,
         DEFAULT_TRIALS,
         SCHEDULERS,
@@ -101,8 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--grace-epochs", type=int, default=None,
                         help="epochs every trial gets before ASHA may stop it (default: "
                              f"{DEFAULT_GRACE_EPOCHS}, or --max-epochs if smaller)")
-    budget.add_argument("--scheduler", choices=list(SCHEDULERS), default="asha",
+    budget.add_argument("--scheduler", choices=list(SCHEDULERS), default=None,
                         help="; ".join(f"{k}: {v}" for k, v in SCHEDULERS.items()))
+    budget.add_argument("--reduction-factor", type=int, default=defaults["reduction_factor"],
+                        metavar="N", help="asha and mo-asha keep the top 1/N "
+                                          "of trials at each rung")
+    budget.add_argument("--perturbation-interval", type=int,
+                        default=defaults["perturbation_interval"], metavar="EPOCHS",
+                        help="pbt: epochs between decisions to continue a lagging trial "
+                             "from a better one")
     budget.add_argument("--epoch-budget", type=int, default=None, metavar="N",
                         help="stop the search once its trials have trained N epochs in all")
     budget.add_argument("--time-budget", default=None, metavar="DURATION",
@@ -113,11 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="N", help="restarts, from its latest checkpoint, of a trial "
                                           "whose worker died (killed, out of memory); trials "
                                           "that raise are not retried")
-    budget.add_argument("--checkpoint-interval", type=float,
-                        default=defaults["checkpoint_interval_s"], metavar="SECONDS",
+    budget.add_argument("--checkpoint-interval", type=float, default=None, metavar="SECONDS",
                         help="most seconds of training a restarted trial may lose: epochs "
                              "are checkpointed when they are a trial's best, its last, or "
-                             "this long after its previous checkpoint (0: every epoch)")
+                             "this long after its previous checkpoint (0: every epoch; "
+                             f"default: {DEFAULT_CHECKPOINT_INTERVAL_S:g}, 0 under "
+                             f"{' and '.join(CHECKPOINTING_SCHEDULERS)})")
     budget.add_argument("--max-consecutive-failures", type=int,
                         default=defaults["max_consecutive_failures"], metavar="N",
                         help="stop the search after N failed trials in a row")
@@ -259,7 +269,9 @@ def _request(args: argparse.Namespace, given: set[str]) -> tuple[SearchRequest, 
         concurrency=args.concurrency, cpus=args.cpus, gpus_per_trial=args.gpus_per_trial,
         storage=args.storage, ray_address=args.ray_address, max_failures=args.max_failures,
         max_consecutive_failures=args.max_consecutive_failures,
-        checkpoint_interval_s=args.checkpoint_interval, **overrides)
+        checkpoint_interval_s=args.checkpoint_interval,
+        reduction_factor=args.reduction_factor,
+        perturbation_interval=args.perturbation_interval, **overrides)
     data = DataRequest(source=args.data, limit=args.data_limit,
                        image_size=_image_size(args.image_size) if args.image_size else None,
                        color_mode=args.color_mode)

@@ -39,11 +39,41 @@ ALGORITHMS: dict[str, str] = {
 }
 DEFAULT_ALGORITHM = "tpe"
 
-#: Trial schedulers by name: who may stop a trial before its own early stopping does.
+#: Trial schedulers by name: who may stop (or, for pbt, replace) a trial before its own
+#: early stopping does. All but mo-asha are Ray Tune's own.
 SCHEDULERS: dict[str, str] = {
-    "asha": "ASHA stops trials that lag behind the others at each rung (the default)",
+    "asha": "ASHA stops trials that lag behind the others at each rung (the default for "
+            "one objective)",
+    "mo-asha": "ASHA that ranks trials by every objective (Pareto fronts) at each rung "
+               "(the default for several objectives)",
+    "median": "stops a trial whose best result is below the median of the others' "
+              "running averages at the same epoch",
+    "pbt": "population-based training: a lagging trial continues from a better trial's "
+           "checkpoint with its learning rate, dropout and augmentation amounts mutated "
+           "within the space's ranges",
     "none": "every trial trains until its own early stopping or --max-epochs",
 }
+
+#: Schedulers that continue one trial from another's checkpoint: their trials checkpoint
+#: every epoch unless --checkpoint-interval says otherwise, so that a clone starts from
+#: the epoch it was judged on.
+CHECKPOINTING_SCHEDULERS = ("pbt",)
+
+#: ASHA and MO-ASHA keep the top 1/REDUCTION_FACTOR of trials at each rung.
+DEFAULT_REDUCTION_FACTOR = 3
+
+#: Seconds of training a restarted trial may lose, unless a scheduler needs less.
+DEFAULT_CHECKPOINT_INTERVAL_S = 10.0
+
+
+#: Algorithms that can draw PBT's population up front (nothing learns from its results).
+POPULATION_ALGORITHMS = ("random", "grid")
+
+
+def choose_scheduler(requested: str | None, objectives: tuple[str, ...]) -> str:
+    """The trial scheduler to use: as requested, else mo-asha for several objectives,
+    else asha."""
+    return requested or ("mo-asha" if len(objectives) > 1 else "asha")
 
 
 def new_search_name() -> str:
@@ -61,8 +91,12 @@ class SearchSettings:
     trials: int | None = None
     #: Search algorithm, a key of ALGORITHMS; None: `choose_algorithm`'s choice.
     algorithm: str | None = None
-    #: Trial scheduler, a key of SCHEDULERS.
-    scheduler: str = "asha"
+    #: Trial scheduler, a key of SCHEDULERS; None: `choose_scheduler`'s choice.
+    scheduler: str | None = None
+    #: ASHA and MO-ASHA keep the top 1/reduction_factor of trials per rung.
+    reduction_factor: int = DEFAULT_REDUCTION_FACTOR
+    #: Epochs between PBT's decisions to replace a lagging trial.
+    perturbation_interval: int = 4
     #: Stop the whole search once its trials have trained this many epochs in all.
     epoch_budget: int | None = None
     #: Most epochs one trial may train.
@@ -93,15 +127,16 @@ class SearchSettings:
     max_consecutive_failures: int = 5
     #: Most seconds of training a restarted trial may lose: an epoch that is neither
     #: the best so far nor the last is checkpointed once this long has passed since the
-    #: trial's last checkpoint (0: every epoch).
-    checkpoint_interval_s: float = 10.0
+    #: trial's last checkpoint (0: every epoch); None: see `checkpoint_interval`.
+    checkpoint_interval_s: float | None = None
 
     def __post_init__(self) -> None:
         """Raises:
             SettingsError: a setting out of range, named by its CLI flag.
         """
         at_least_one = ("trials", "max_epochs", "patience", "grace_epochs", "concurrency",
-                        "cpus", "epoch_budget", "max_consecutive_failures")
+                        "cpus", "epoch_budget", "max_consecutive_failures",
+                        "perturbation_interval")
         for name in at_least_one:
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -109,10 +144,17 @@ class SearchSettings:
         if self.algorithm is not None and self.algorithm not in ALGORITHMS:
             raise SettingsError(f"--algo {self.algorithm!r} is not a search algorithm "
                                 f"(known: {', '.join(ALGORITHMS)})")
-        if self.scheduler not in SCHEDULERS:
+        if self.scheduler is not None and self.scheduler not in SCHEDULERS:
             raise SettingsError(f"--scheduler {self.scheduler!r} is not a scheduler (known: "
                                 f"{', '.join(SCHEDULERS)})")
-        if self.checkpoint_interval_s < 0:
+        if self.scheduler == "pbt" and self.algorithm not in (None, *POPULATION_ALGORITHMS):
+            raise SettingsError(f"--scheduler pbt evolves a population drawn up front, which "
+                                f"--algo {self.algorithm} cannot propose; use --algo "
+                                f"{' or '.join(POPULATION_ALGORITHMS)}")
+        if self.reduction_factor < 2:
+            raise SettingsError(f"--reduction-factor must be at least 2, got "
+                                f"{self.reduction_factor}")
+        if self.checkpoint_interval_s is not None and self.checkpoint_interval_s < 0:
             raise SettingsError("--checkpoint-interval must be 0 or more, got "
                                 f"{self.checkpoint_interval_s:g}")
         if self.max_failures < 0:
@@ -135,6 +177,16 @@ class SearchSettings:
         if self.grace_epochs is not None:
             return self.grace_epochs
         return min(DEFAULT_GRACE_EPOCHS, self.max_epochs)
+
+    @property
+    def checkpoint_interval(self) -> float:
+        """Seconds between a trial's periodic checkpoints: as given, else 0 (every epoch)
+        under a scheduler that pauses or clones trials, else the default."""
+        if self.checkpoint_interval_s is not None:
+            return self.checkpoint_interval_s
+        if self.scheduler in CHECKPOINTING_SCHEDULERS:
+            return 0.0
+        return DEFAULT_CHECKPOINT_INTERVAL_S
 
     def trial_budget(self, grid_points: int | None = None) -> int:
         """Trials to run: as asked, else every grid point of a grid search, else the
@@ -161,10 +213,15 @@ class SearchSettings:
         return cls(**values)
 
 
-def choose_algorithm(requested: str | None, grid_space: bool) -> str:
+def choose_algorithm(requested: str | None, grid_space: bool, scheduler: str | None = None,
+                     ) -> str:
     """The search algorithm to use: as requested, else grid for a space with grid lists,
-    else DEFAULT_ALGORITHM."""
-    return requested or ("grid" if grid_space else DEFAULT_ALGORITHM)
+    else random under PBT (its population is drawn up front), else DEFAULT_ALGORITHM."""
+    if requested:
+        return requested
+    if grid_space:
+        return "grid"
+    return "random" if scheduler == "pbt" else DEFAULT_ALGORITHM
 
 
 def parse_duration(text: str) -> float:

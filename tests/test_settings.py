@@ -24,7 +24,11 @@ from search.settings import (
     ({"gpus_per_trial": -0.5}, r"--gpus-per-trial must be 0 or more"),
     ({"name": "a/b"}, r"--name 'a/b' must be a non-empty name"),
     ({"scheduler": "hyperband"}, r"--scheduler 'hyperband' is not a scheduler \(known: asha, "
-                                 r"none\)"),
+                                 r"mo-asha, median, pbt, none\)"),
+    ({"scheduler": "pbt", "algorithm": "tpe"}, r"--scheduler pbt evolves a population drawn "
+                                               r"up front, which --algo tpe cannot propose"),
+    ({"reduction_factor": 1}, r"--reduction-factor must be at least 2"),
+    ({"perturbation_interval": 0}, r"--perturbation-interval must be at least 1"),
     ({"epoch_budget": 0}, r"--epoch-budget must be at least 1"),
     ({"algorithm": "bohb"}, r"--algo 'bohb' is not a search algorithm \(known: tpe, "),
     ({"name": ""}, r"--name '' must be"),

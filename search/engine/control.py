@@ -51,7 +51,8 @@ class SearchControl:
     started: bool = False
     #: The search algorithm Tune runs (the restored one, for a resumed search).
     generator: Any = None
-    #: Trials at a time, as planned for this driver run (a resumed search may differ).
+    #: Trials proposed and not yet finished at a time, as planned for this driver run (a
+    #: resumed search may differ).
     concurrency: int = 1
     #: Trials in the snapshot this driver run restores (0 for a new search).
     restoring: int = 0

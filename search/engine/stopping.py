@@ -1,4 +1,4 @@
-"""Who stops trials early: a Ray Tune scheduler across trials (ASHA stops laggards), and
+"""Who stops trials early: a trial scheduler across trials (ASHA stops laggards), and
 `SearchStopper`, which ends the whole search when its `SearchControl` says a budget is
 spent (epochs, time) or too many trials failed in a row.
 
@@ -11,26 +11,46 @@ from __future__ import annotations
 
 from typing import Any
 
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.schedulers import (
+    ASHAScheduler,
+    FIFOScheduler,
+    MedianStoppingRule,
+)
 from ray.tune.stopper import Stopper
 
 from search.engine.control import control_of
+from search.engine.pareto_asha import ParetoASHA
 from search.settings import SearchSettings
+from search.space import SearchSpace
 
-#: ASHA keeps the top 1/REDUCTION_FACTOR of trials at each rung.
-ASHA_REDUCTION_FACTOR = 3
+#: Trials whose results the median stopping rule compares a trial with, at the least.
+MEDIAN_MIN_SAMPLES = 3
 
 #: Reported with every epoch: the trial's own epoch counter (continues on restart), which
 #: schedulers, budgets and MLflow steps count in.
 EPOCH = "epoch"
 
 
-def make_scheduler(settings: SearchSettings) -> Any:
-    """Tune's trial scheduler for `settings.scheduler`."""
-    if settings.scheduler == "none":
-        return FIFOScheduler()
-    return ASHAScheduler(time_attr=EPOCH, max_t=settings.max_epochs,
-                         grace_period=settings.grace, reduction_factor=ASHA_REDUCTION_FACTOR)
+def make_scheduler(settings: SearchSettings, space: SearchSpace) -> Any:
+    """The trial scheduler for `settings.scheduler` (resolved), in epochs. Ray Tune's own,
+    except MO-ASHA; PBT is made by `search.engine.population`."""
+    name = settings.scheduler
+    if name == "asha":
+        return ASHAScheduler(time_attr=EPOCH, max_t=settings.max_epochs,
+                             grace_period=settings.grace,
+                             reduction_factor=settings.reduction_factor)
+    if name == "mo-asha":
+        return ParetoASHA(space.objectives, time_attr=EPOCH, max_t=settings.max_epochs,
+                          grace_period=settings.grace,
+                          reduction_factor=settings.reduction_factor)
+    if name == "median":
+        return MedianStoppingRule(time_attr=EPOCH, grace_period=settings.grace,
+                                  min_samples_required=MEDIAN_MIN_SAMPLES)
+    if name == "pbt":
+        from search.engine.population import make_population_training
+
+        return make_population_training(settings, space)
+    return FIFOScheduler()
 
 
 class SearchStopper(Stopper):

@@ -156,7 +156,7 @@ class _Trial:
 
     def run(self) -> None:
         from search.trial.checkpoints import load_best, load_latest
-        from search.trial.model import build_model
+        from search.trial.model import build_model, carry_over
         from search.trial.train import train
 
         checkpoint = tune.get_checkpoint()
@@ -180,7 +180,12 @@ class _Trial:
                 self._report({**state.metrics, EPOCH: state.epoch, LAST_EPOCH: True})
                 return
             started = time.perf_counter()
-            if state is not None:
+            if state is not None and self.settings.scheduler == "pbt":
+                # The checkpoint may be another trial's, whose config PBT mutated.
+                model = carry_over(load_latest(self.workdir, state), self.config,
+                                   self.data.input_shape, self.data.num_classes,
+                                   self.data.value_scale)
+            elif state is not None:
                 model = load_latest(self.workdir, state)
             else:
                 model = build_model(self.config, self.data.input_shape,
@@ -190,7 +195,7 @@ class _Trial:
             train(model, self.config, self.data, max_epochs=self.settings.max_epochs,
                   patience=self.settings.patience, checkpoint_dir=self.workdir,
                   on_epoch=self._on_epoch, shuffle_seed=self.settings.seed, resume=state,
-                  checkpoint_interval_s=self.settings.checkpoint_interval_s)
+                  checkpoint_interval_s=self.settings.checkpoint_interval)
         except Exception as exc:
             if self.reporting:  # Tune's own machinery failed: not the trial's error
                 raise

@@ -40,9 +40,9 @@ from search.errors import SearchError, SearchFailed, SearchInterrupted
 from search.metrics import OBJECTIVE
 from search.objectives import choose_best, pareto_front
 from search.observers import SearchObserver, SearchOutcome, TrialResult
-from search.settings import SearchSettings, choose_algorithm
+from search.settings import SearchSettings, choose_algorithm, choose_scheduler
 from search.space import SearchSpace
-from search.space.sampling import grid_points
+from search.space.sampling import grid_points, sample_population
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +73,10 @@ def run_search(space: SearchSpace, data: Dataset, settings: SearchSettings,
         SearchFailed: no trial produced a model (every trial failed, or every sampled
             config was infeasible), or too many trials failed in a row.
     """
+    scheduler = choose_scheduler(settings.scheduler, space.objectives)
     settings = dataclasses.replace(
-        settings, algorithm=choose_algorithm(settings.algorithm, space.is_grid()))
+        settings, scheduler=scheduler,
+        algorithm=choose_algorithm(settings.algorithm, space.is_grid(), scheduler))
     points = None
     grid_infeasible: Counter[str] = Counter()
     if settings.algorithm == "grid":
@@ -82,6 +84,9 @@ def run_search(space: SearchSpace, data: Dataset, settings: SearchSettings,
         budget = settings.trial_budget(grid_points=len(points))
     else:
         budget = settings.trial_budget()
+        if scheduler == "pbt" and not resume:
+            points = sample_population(space, data.input_shape, data.num_classes, budget,
+                                       settings.seed)
     if not verbose:
         for key, value in _QUIET_TUNE_ENV.items():
             os.environ.setdefault(key, value)
@@ -101,8 +106,8 @@ def run_search(space: SearchSpace, data: Dataset, settings: SearchSettings,
         else:
             search_alg, _ = make_search_algorithm(space, settings, data.input_shape,
                                                   data.num_classes, points,
-                                                  resources.concurrency)
-            tuner = _new_tuner(trainable, search_alg, settings, verbose)
+                                                  control.concurrency)
+            tuner = _new_tuner(trainable, search_alg, settings, space, verbose)
         try:
             tuner.fit()
         except SearchError:
@@ -121,14 +126,14 @@ def run_search(space: SearchSpace, data: Dataset, settings: SearchSettings,
 
 
 def _new_tuner(trainable: Any, search_alg: Any, settings: SearchSettings,
-               verbose: bool) -> tune.Tuner:
+               space: SearchSpace, verbose: bool) -> tune.Tuner:
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
             metric=OBJECTIVE,
             mode="max",
             search_alg=search_alg,
-            scheduler=make_scheduler(settings),
+            scheduler=make_scheduler(settings, space),
             # The search algorithm ends the search at its budget (see TrialGenerator),
             # which a resumed search may raise; Tune's own count could not change.
             num_samples=-1,
@@ -144,8 +149,11 @@ def _new_tuner(trainable: Any, search_alg: Any, settings: SearchSettings,
             callbacks=[TrialEvents(settings.name)],
             # Every checkpoint holds the trial's best and latest epoch, so the newest is
             # enough; keeping two halves the experiment snapshots that Tune forces after
-            # checkpoints (it forces one every num_to_keep of them).
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            # checkpoints (it forces one every num_to_keep of them). Under PBT a trial
+            # restarts from another's checkpoint, which must not be deleted meanwhile by
+            # that trial's newer ones: all are kept.
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=None if settings.scheduler == "pbt" else 2),
             # Retries restart a trial whose worker died from its latest checkpoint.
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
             stop=SearchStopper(settings.name),

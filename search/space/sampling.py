@@ -114,6 +114,30 @@ def survey_space(space: SearchSpace, input_shape: tuple[int, ...], num_classes: 
     return survey
 
 
+def sample_population(space: SearchSpace, input_shape: tuple[int, ...], num_classes: int,
+                      size: int, seed: int) -> list[dict[str, Any]]:
+    """`size` feasible configs drawn at random (seeded): population-based training's
+    first generation.
+
+    Raises:
+        SpaceError: a thousand draws per config found too few feasible ones.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    population: list[dict[str, Any]] = []
+    for _ in range(1000 * size):
+        params = suggest_params(space, study.ask())
+        if infeasibility(space, params, input_shape, num_classes) is None:
+            population.append(params)
+            if len(population) == size:
+                return population
+    raise SpaceError(f"only {len(population)} of {1000 * size} sampled configs can be "
+                     f"trained on {'x'.join(map(str, input_shape))} images; a population "
+                     f"of {size} needs more", path=space.path)
+
+
 def _reason_kind(message: str) -> str:
     """Group messages that differ only in numbers (layer sizes, parameter counts)."""
     return re.sub(r"\d[\d,]*", "N", message)

@@ -66,6 +66,10 @@ TAG_TRIAL_ID = "convsearch.trial_id"
 TAG_STATUS = "convsearch.status"
 TAG_ERROR = "convsearch.error"
 TAG_TRIAL_NUMBER = "convsearch.trial_number"
+#: Population-based training: the trial and epoch a trial last continued from.
+TAG_CLONED_FROM = "convsearch.pbt.cloned_from"
+#: Prefix of the metrics that trace the knobs PBT mutated, at the epochs it did.
+PBT_PREFIX = "pbt."
 #: The search's trial budget now (a resumed search may have been extended).
 TAG_BUDGET = "convsearch.trial_budget"
 #: Prefix of the tags holding the best trial's parameters (tags: an extended search's
@@ -291,6 +295,19 @@ class SearchTracker(SearchObserver):
         with _mlflow_errors(f"cannot log the checkpoint of trial {trial_id}"):
             self.client.log_artifact(run_id, str(checkpoint_dir / BEST_FILE),
                                      artifact_path=CHECKPOINT_ARTIFACT)
+
+    def trial_mutated(self, trial_id: str, epoch: int, source: int, params: dict[str, Any],
+                      *, timestamp_ms: int | None = None) -> None:
+        """Record a PBT exploitation on the trial's run: a ``pbt.<knob>`` metric per mutated
+        knob at step `epoch` (its values over time), and the trial it continued from."""
+        run_id = self._trial_run(trial_id)
+        with _mlflow_errors(f"cannot record the mutation of trial {trial_id}"):
+            now = timestamp_ms or _now_ms()
+            metrics = [Metric(PBT_PREFIX + name, float(value), now, epoch)
+                       for name, value in params.items()]
+            metrics.append(Metric(PBT_PREFIX + "cloned_from", float(source), now, epoch))
+            tags = [RunTag(TAG_CLONED_FROM, f"trial {source} at epoch {epoch}")]
+            self.client.log_batch(run_id, metrics=metrics, tags=tags)
 
     def trial_ended(self, result: TrialResult, *, timestamp_ms: int | None = None) -> None:
         run_id = self._trial_run(result.trial_id, result.params, result.number)

@@ -100,6 +100,12 @@ class BackgroundWriter(SearchObserver):
         if not waiting:  # else the queued event will write this newer copy
             self._put(trial_id, "checkpoint", lambda: self._write_checkpoint(trial_id))
 
+    def trial_mutated(self, trial_id: str, epoch: int, source: int,
+                      params: dict[str, Any]) -> None:
+        stamp = int(time.time() * 1000)
+        self._put(trial_id, f"mutation at epoch {epoch}", lambda: self.tracker.trial_mutated(
+            trial_id, epoch, source, params, timestamp_ms=stamp))
+
     def trial_ended(self, result: TrialResult) -> None:
         stamp = int(time.time() * 1000)
         self._put(result.trial_id, "end", lambda: self.tracker.trial_ended(

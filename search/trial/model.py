@@ -96,3 +96,26 @@ def augmentation_layers(augmentation: Augmentation) -> list[keras.layers.Layer]:
         layers.append(keras.layers.RandomBrightness(augmentation.brightness,
                                                     value_range=(0, 1), name="brightness"))
     return layers
+
+
+def carry_over(model: keras.Model, config: TrialConfig, input_shape: tuple[int, ...],
+               num_classes: int, value_scale: float = 1.0) -> keras.Model:
+    """`config`'s model, compiled, continuing from `model`, a checkpoint of a config that
+    differs from it only in knobs that hold no weights (population-based training changes
+    the learning rate, dropout and augmentation of a trial it clones): every layer's
+    weights and the optimizer's state are taken over, the learning rate is `config`'s."""
+    fresh = build_model(config, input_shape, num_classes, value_scale)
+    layers = {layer.name: layer for layer in model.layers}
+    for layer in fresh.layers:
+        source = layers.get(layer.name)
+        if layer.weights and source is not None and type(source) is type(layer):
+            layer.set_weights(source.get_weights())
+    fresh.optimizer.build(fresh.trainable_variables)
+    # Optimizer variables are named <optimizer instance>/<variable>; the instance differs.
+    state = {variable.path.split("/", 1)[-1]: variable for variable in model.optimizer.variables}
+    for variable in fresh.optimizer.variables:
+        name = variable.path.split("/", 1)[-1]
+        source = state.get(name)
+        if name != "learning_rate" and source is not None and source.shape == variable.shape:
+            variable.assign(source)
+    return fresh

@@ -15,16 +15,6 @@ from search.space import load_space, parse_space
 from search.trial.train import CHECKPOINT_FILE
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    """One local Ray instance for this module's searches (the engine joins a running one)."""
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 class Recorder:
     """A SearchObserver that keeps every event, in order."""
 
@@ -43,6 +33,9 @@ class Recorder:
     def checkpoint_saved(self, trial_id, checkpoint_dir: Path):
         assert (checkpoint_dir / CHECKPOINT_FILE).is_file()
         self.events.append(("checkpoint", trial_id))
+
+    def trial_mutated(self, trial_id, epoch, source, params):
+        self.events.append(("mutated", trial_id, epoch, source, params))
 
     def trial_ended(self, result):
         self.events.append(("ended", result.trial_id, result))
