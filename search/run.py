@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--scheduler", choices=list(SCHEDULERS), default=None,
                         help="; ".join(f"{k}: {v}" for k, v in SCHEDULERS.items()))
     budget.add_argument("--reduction-factor", type=int, default=defaults["reduction_factor"],
-                        metavar="N", help="asha and mo-asha keep the top 1/N "
+                        metavar="N", help="asha, mo-asha and hyperband keep the top 1/N "
                                           "of trials at each rung")
     budget.add_argument("--perturbation-interval", type=int,
                         default=defaults["perturbation_interval"], metavar="EPOCHS",

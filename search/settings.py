@@ -46,6 +46,8 @@ SCHEDULERS: dict[str, str] = {
             "one objective)",
     "mo-asha": "ASHA that ranks trials by every objective (Pareto fronts) at each rung "
                "(the default for several objectives)",
+    "hyperband": "asynchronous HyperBand: ASHA over several brackets, whose first cuts come "
+                 "after more and more epochs, so slow starters get a chance",
     "median": "stops a trial whose best result is below the median of the others' "
               "running averages at the same epoch",
     "pbt": "population-based training: a lagging trial continues from a better trial's "
@@ -59,7 +61,7 @@ SCHEDULERS: dict[str, str] = {
 #: the epoch it was judged on.
 CHECKPOINTING_SCHEDULERS = ("pbt",)
 
-#: ASHA and MO-ASHA keep the top 1/REDUCTION_FACTOR of trials at each rung.
+#: ASHA, MO-ASHA and HyperBand keep the top 1/REDUCTION_FACTOR of trials at each rung.
 DEFAULT_REDUCTION_FACTOR = 3
 
 #: Seconds of training a restarted trial may lose, unless a scheduler needs less.
@@ -93,7 +95,7 @@ class SearchSettings:
     algorithm: str | None = None
     #: Trial scheduler, a key of SCHEDULERS; None: `choose_scheduler`'s choice.
     scheduler: str | None = None
-    #: ASHA and MO-ASHA keep the top 1/reduction_factor of trials per rung.
+    #: ASHA, MO-ASHA and HyperBand keep the top 1/reduction_factor of trials per rung.
     reduction_factor: int = DEFAULT_REDUCTION_FACTOR
     #: Epochs between PBT's decisions to replace a lagging trial.
     perturbation_interval: int = 4

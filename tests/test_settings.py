@@ -23,8 +23,8 @@ from search.settings import (
     ({"cpus": 0}, r"--cpus must be at least 1"),
     ({"gpus_per_trial": -0.5}, r"--gpus-per-trial must be 0 or more"),
     ({"name": "a/b"}, r"--name 'a/b' must be a non-empty name"),
-    ({"scheduler": "hyperband"}, r"--scheduler 'hyperband' is not a scheduler \(known: asha, "
-                                 r"mo-asha, median, pbt, none\)"),
+    ({"scheduler": "bohb"}, r"--scheduler 'bohb' is not a scheduler \(known: asha, "
+                            r"mo-asha, hyperband, median, pbt, none\)"),
     ({"scheduler": "pbt", "algorithm": "tpe"}, r"--scheduler pbt evolves a population drawn "
                                                r"up front, which --algo tpe cannot propose"),
     ({"reduction_factor": 1}, r"--reduction-factor must be at least 2"),

@@ -13,6 +13,7 @@ from typing import Any
 
 from ray.tune.schedulers import (
     ASHAScheduler,
+    AsyncHyperBandScheduler,
     FIFOScheduler,
     MedianStoppingRule,
 )
@@ -43,6 +44,15 @@ def make_scheduler(settings: SearchSettings, space: SearchSpace) -> Any:
         return ParetoASHA(space.objectives, time_attr=EPOCH, max_t=settings.max_epochs,
                           grace_period=settings.grace,
                           reduction_factor=settings.reduction_factor)
+    if name == "hyperband":
+        # Ray's synchronous HyperBandScheduler pauses trials until a bracket is full; on
+        # local Ray its searches hung in 2 of 10 test runs here (Tune waiting for a
+        # placement group), so HyperBand is the asynchronous variant: a bracket per
+        # first-cut epoch, grace * reduction_factor^k below max_epochs.
+        return AsyncHyperBandScheduler(time_attr=EPOCH, max_t=settings.max_epochs,
+                                       grace_period=settings.grace,
+                                       reduction_factor=settings.reduction_factor,
+                                       brackets=hyperband_brackets(settings))
     if name == "median":
         return MedianStoppingRule(time_attr=EPOCH, grace_period=settings.grace,
                                   min_samples_required=MEDIAN_MIN_SAMPLES)
@@ -51,6 +61,16 @@ def make_scheduler(settings: SearchSettings, space: SearchSpace) -> Any:
 
         return make_population_training(settings, space)
     return FIFOScheduler()
+
+
+def hyperband_brackets(settings: SearchSettings) -> int:
+    """HyperBand's brackets: one per power of the reduction factor that keeps a first cut
+    (grace * rf^k) below max_epochs."""
+    brackets, first_cut = 1, settings.grace * settings.reduction_factor
+    while first_cut < settings.max_epochs:
+        brackets += 1
+        first_cut *= settings.reduction_factor
+    return brackets
 
 
 class SearchStopper(Stopper):
