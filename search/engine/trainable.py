@@ -157,7 +157,7 @@ class _Trial:
     def run(self) -> None:
         from search.trial.checkpoints import load_best, load_latest
         from search.trial.model import build_model, carry_over
-        from search.trial.train import train
+        from search.trial.train import train, training_steps
 
         checkpoint = tune.get_checkpoint()
         state = None
@@ -180,16 +180,18 @@ class _Trial:
                 self._report({**state.metrics, EPOCH: state.epoch, LAST_EPOCH: True})
                 return
             started = time.perf_counter()
+            steps = training_steps(self.config, self.data, self.settings.max_epochs)
             if state is not None and self.settings.scheduler == "pbt":
                 # The checkpoint may be another trial's, whose config PBT mutated.
                 model = carry_over(load_latest(self.workdir, state), self.config,
                                    self.data.input_shape, self.data.num_classes,
-                                   self.data.value_scale)
+                                   self.data.value_scale, training_steps=steps)
             elif state is not None:
                 model = load_latest(self.workdir, state)
             else:
                 model = build_model(self.config, self.data.input_shape,
-                                    self.data.num_classes, self.data.value_scale)
+                                    self.data.num_classes, self.data.value_scale,
+                                    training_steps=steps)
             self.timing["time_build_s"] = time.perf_counter() - started
             self._measure(model)
             train(model, self.config, self.data, max_epochs=self.settings.max_epochs,

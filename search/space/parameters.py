@@ -21,9 +21,12 @@ from typing import Any
 
 from search.space.domains import Booleans, Domain, Integers, Names, Reals
 from search.space.vocabulary import (
+    ACTIVATIONS,
     BIAS_INITIALIZERS,
     FLIP_MODES,
+    HEADS,
     KERNEL_INITIALIZERS,
+    LR_SCHEDULES,
     OPTIMIZERS,
     PADDINGS,
     POOLINGS,
@@ -68,6 +71,9 @@ class Knob:
     help: str
     #: Applies only when this holds (part of the knob's meaning, not the user's choice).
     when: Condition | None = None
+    #: For an augmentation: the Keras layer class it adds, and the value that adds none.
+    layer: str | None = None
+    off: Any = None
 
     @property
     def group(self) -> str | None:
@@ -77,7 +83,14 @@ class Knob:
 
 #: Knobs that describe one conv block, shared by every block or overridden per block.
 BLOCK_KNOBS: tuple[str, ...] = ("filters", "kernel_size", "convs_per_block", "stride",
-                                "padding", "pooling")
+                                "padding", "pooling", "batchnorm")
+
+#: Knobs that shape the conv blocks as a whole (how many, how filters grow); with the
+#: block knobs, they resolve into a config's blocks rather than being fields of it.
+STACK_KNOBS: tuple[str, ...] = ("conv_blocks", "filters_growth")
+
+#: Group of the augmentation knobs.
+AUGMENTATION = "augmentation"
 
 _BLOCK_DOMAINS: dict[str, tuple[Any, Domain, str]] = {
     "filters": (32, Integers(1, 4096), "filters of the conv layers (block 1's, under "
@@ -89,6 +102,8 @@ _BLOCK_DOMAINS: dict[str, tuple[Any, Domain, str]] = {
     "pooling": ("max", Names(POOLINGS, "pooling"),
                 "pooling that ends the block: max or average (2x2, stride 2), none, or "
                 "global (global average pooling; last block only)"),
+    "batchnorm": (False, Booleans(), "batch normalization after each conv layer of the "
+                                     "block (before its activation)"),
 }
 
 
@@ -112,19 +127,37 @@ def _knobs() -> list[Knob]:
     knobs += [Knob(name, default, domain, help)
               for name, (default, domain, help) in _BLOCK_DOMAINS.items()]
     knobs += [
-        Knob("dense_units", 64, Integers(1, 65536), "width of the dense layer before the output"),
+        Knob("activation", "relu", Names(ACTIVATIONS, "activation"),
+             "activation of the conv and dense layers"),
+        Knob("head", "flatten", Names(HEADS, "head"),
+             "how the conv stack's output becomes a vector: flatten or global_average "
+             "(global average pooling)"),
+        Knob("dense_layers", 1, Integers(1, 2), "dense layers before the output"),
+        Knob("dense_units", 64, Integers(1, 65536), "width of the dense layers before the output"),
         Knob("dropout", 0.0, Reals(0.0, 1.0, high_open=True), "dropout before the output layer"),
+        Knob("l2", 0.0, Reals(0.0, 1.0), "L2 weight decay of the conv and dense kernels"),
+        Knob("label_smoothing", 0.0, Reals(0.0, 0.5, high_open=True),
+             "label smoothing of the cross-entropy loss"),
+        Knob("lr_schedule", "constant", Names(LR_SCHEDULES, "learning-rate schedule"),
+             "learning rate over training: constant, cosine (decay to 0 over --max-epochs), "
+             "step (halved every quarter of --max-epochs), or plateau (halved when the "
+             "validation loss stalls for 2 epochs)"),
         Knob("batch_size", 32, Integers(1, 65536), "training batch size"),
         Knob("augmentation.flip", "none", Names(FLIP_MODES, "RandomFlip mode"),
-             "RandomFlip mode, or none"),
+             "RandomFlip mode, or none", layer="RandomFlip", off="none"),
         Knob("augmentation.rotation", 0.0, Reals(0.0, 0.5),
-             "RandomRotation factor, a fraction of a full turn; 0 is off"),
-        Knob("augmentation.zoom", 0.0, Reals(0.0, 0.9), "RandomZoom factor; 0 is off"),
+             "RandomRotation factor, a fraction of a full turn; 0 is off",
+             layer="RandomRotation", off=0.0),
+        Knob("augmentation.zoom", 0.0, Reals(0.0, 0.9), "RandomZoom factor; 0 is off",
+             layer="RandomZoom", off=0.0),
         Knob("augmentation.translation", 0.0, Reals(0.0, 0.9),
-             "RandomTranslation factor of height and width; 0 is off"),
-        Knob("augmentation.contrast", 0.0, Reals(0.0, 1.0), "RandomContrast factor; 0 is off"),
+             "RandomTranslation factor of height and width; 0 is off",
+             layer="RandomTranslation", off=0.0),
+        Knob("augmentation.contrast", 0.0, Reals(0.0, 1.0), "RandomContrast factor; 0 is off",
+             layer="RandomContrast", off=0.0),
         Knob("augmentation.brightness", 0.0, Reals(0.0, 1.0),
-             "RandomBrightness factor, a fraction of full intensity; 0 is off"),
+             "RandomBrightness factor, a fraction of full intensity; 0 is off",
+             layer="RandomBrightness", off=0.0),
     ]
     for block in range(1, MAX_CONV_BLOCKS + 1):
         for name, (_, domain, help) in _BLOCK_DOMAINS.items():
@@ -149,6 +182,16 @@ def switched_knob(name: str) -> str | None:
     if name.endswith(SWITCH_SUFFIX) and name[: -len(SWITCH_SUFFIX)] in KNOBS:
         return name[: -len(SWITCH_SUFFIX)]
     return None
+
+
+#: Augmentation knobs by their name in the group (``rotation``), in the model's order.
+AUGMENTATIONS: dict[str, Knob] = {name.split(".", 1)[1]: knob for name, knob in KNOBS.items()
+                                  if knob.group == AUGMENTATION}
+
+#: Knobs that are plain fields of a trial's config (not blocks, not augmentation).
+CONFIG_KNOBS: tuple[str, ...] = tuple(
+    name for name, knob in KNOBS.items()
+    if knob.group is None and name not in BLOCK_KNOBS and name not in STACK_KNOBS)
 
 
 def default_params() -> dict[str, Any]:

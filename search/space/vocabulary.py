@@ -53,3 +53,14 @@ PADDINGS: tuple[str, ...] = ("same", "valid")
 
 #: RandomFlip modes, plus "none" for no flipping.
 FLIP_MODES: tuple[str, ...] = ("none", "horizontal", "vertical", "horizontal_and_vertical")
+
+#: Activations of the conv and dense layers (Keras's names; swish is Keras's silu).
+ACTIVATIONS: tuple[str, ...] = ("relu", "elu", "gelu", "swish", "leaky_relu")
+
+#: How the learning rate changes over training: constant; cosine decay to 0 over
+#: --max-epochs; step decay (halved every quarter of --max-epochs); or reduced (halved)
+#: when the validation loss stops improving for two epochs.
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "step", "plateau")
+
+#: How the conv stack's output becomes a vector: Flatten, or GlobalAveragePooling2D.
+HEADS: tuple[str, ...] = ("flatten", "global_average")

@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 
 from search.errors import ArchitectureError
+from search.space.parameters import AUGMENTATIONS
 from search.trial.config import TrialConfig
 
 #: Pool size and stride of the max/average pooling that can end a conv block.
@@ -58,14 +59,9 @@ def plan_architecture(config: TrialConfig, input_shape: tuple[int, ...], num_cla
     """
     height, width, channels = input_shape
     layers = [Layer("rescale", "Rescaling", tuple(input_shape), 0)]
-    augmentation = config.augmentation
-    switched_on = [("flip", "RandomFlip", augmentation.flip != "none"),
-                   ("rotation", "RandomRotation", augmentation.rotation > 0),
-                   ("zoom", "RandomZoom", augmentation.zoom > 0),
-                   ("translation", "RandomTranslation", augmentation.translation > 0),
-                   ("contrast", "RandomContrast", augmentation.contrast > 0),
-                   ("brightness", "RandomBrightness", augmentation.brightness > 0)]
-    layers += [Layer(name, kind, tuple(input_shape), 0) for name, kind, on in switched_on if on]
+    layers += [Layer(name, knob.layer, tuple(input_shape), 0)
+               for name, knob in AUGMENTATIONS.items()
+               if getattr(config.augmentation, name) != knob.off]
 
     flat = False
     for number, block in enumerate(config.blocks, start=1):
@@ -77,6 +73,11 @@ def plan_architecture(config: TrialConfig, input_shape: tuple[int, ...], num_cla
             params = (block.kernel_size ** 2 * channels + 1) * block.filters
             channels = block.filters
             layers.append(Layer(name, "Conv2D", (height, width, channels), params))
+            if block.batchnorm:  # scale, offset, moving mean and variance per channel
+                layers.append(Layer(f"block{number}_bn{conv}", "BatchNormalization",
+                                    (height, width, channels), 4 * channels))
+                layers.append(Layer(f"block{number}_act{conv}", "Activation",
+                                    (height, width, channels), 0))
         name = f"block{number}_pool"
         if block.pooling == "global":
             if number != len(config.blocks):
@@ -96,11 +97,18 @@ def plan_architecture(config: TrialConfig, input_shape: tuple[int, ...], num_cla
             kind = "MaxPooling2D" if block.pooling == "max" else "AveragePooling2D"
             layers.append(Layer(name, kind, (height, width, channels), 0))
 
-    features = channels if flat else height * width * channels
-    if not flat:
+    if flat:  # the last block's global pooling already made a vector
+        features = channels
+    elif config.head == "global_average":
+        features = channels
+        layers.append(Layer("head_pool", "GlobalAveragePooling2D", (features,), 0))
+    else:
+        features = height * width * channels
         layers.append(Layer("flatten", "Flatten", (features,), 0))
-    layers.append(Layer("dense", "Dense", (config.dense_units,),
-                        (features + 1) * config.dense_units))
+    for name in dense_layer_names(config):
+        layers.append(Layer(name, "Dense", (config.dense_units,),
+                            (features + 1) * config.dense_units))
+        features = config.dense_units
     if config.dropout > 0:
         layers.append(Layer("dropout", "Dropout", (config.dense_units,), 0))
     layers.append(Layer("classes", "Dense", (num_classes,),
@@ -110,6 +118,11 @@ def plan_architecture(config: TrialConfig, input_shape: tuple[int, ...], num_cla
         raise ArchitectureError(f"{architecture.params:,} parameters, more than max_params "
                                 f"{max_params:,}")
     return architecture
+
+
+def dense_layer_names(config: TrialConfig) -> list[str]:
+    """Names of the hidden dense layers: ``dense``, then ``dense2``."""
+    return ["dense" if n == 1 else f"dense{n}" for n in range(1, config.dense_layers + 1)]
 
 
 def _conv_side(size: int, kernel: int, stride: int, padding: str, name: str) -> int:

@@ -29,6 +29,7 @@ from search.errors import TrainingError
 from search.metrics import EPOCH_METRICS, MONITOR, OBJECTIVE
 from search.trial.checkpoints import BEST_FILE, TrainingState, load_best, save_epoch
 from search.trial.config import TrialConfig
+from search.trial.model import one_hot_labels, plateau_callback
 
 #: Batch size of validation and test passes (no gradients: bigger is just faster).
 EVALUATION_BATCH = 256
@@ -83,22 +84,33 @@ def configure_tensorflow(cpu_threads: int | None) -> None:
         pass  # TensorFlow already initialised in this process (a reused worker).
 
 
-def input_pipeline(data: Dataset, batch_size: int, *, seed: int = 0) -> tuple[Any, Any]:
+def input_pipeline(data: Dataset, batch_size: int, *, seed: int = 0,
+                   one_hot: bool = False) -> tuple[Any, Any]:
     """`tf.data` pipelines over the training and validation splits: cached after the first
     pass, training examples reshuffled every epoch (seeded), batched, and prefetched so
-    the accelerator does not wait for input."""
+    the accelerator does not wait for input. Labels are one-hot with `one_hot` (for a loss
+    with label smoothing)."""
     import tensorflow as tf
 
-    train = (tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train))
+    def labels(y: np.ndarray) -> np.ndarray:
+        return np.eye(data.num_classes, dtype="float32")[y] if one_hot else y
+
+    train = (tf.data.Dataset.from_tensor_slices((data.x_train, labels(data.y_train)))
              .cache()
              .shuffle(len(data.y_train), seed=seed, reshuffle_each_iteration=True)
              .batch(batch_size)
              .prefetch(tf.data.AUTOTUNE))
-    val = (tf.data.Dataset.from_tensor_slices((data.x_val, data.y_val))
+    val = (tf.data.Dataset.from_tensor_slices((data.x_val, labels(data.y_val)))
            .batch(EVALUATION_BATCH)
            .cache()
            .prefetch(tf.data.AUTOTUNE))
     return train, val
+
+
+def training_steps(config: TrialConfig, data: Dataset, max_epochs: int) -> int:
+    """Batches in a whole training of `max_epochs` epochs: what a decaying learning-rate
+    schedule spans."""
+    return max_epochs * math.ceil(len(data.y_train) / config.batch_size)
 
 
 def train(model: keras.Model, config: TrialConfig, data: Dataset, *, max_epochs: int,
@@ -122,13 +134,16 @@ def train(model: keras.Model, config: TrialConfig, data: Dataset, *, max_epochs:
                                      if resume is not None else None))
     reporter = _EpochReporter(checkpoint_dir, on_epoch, max_epochs, early_stopping, resume,
                               checkpoint_interval_s)
+    plateau = plateau_callback(config)
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
+        *([plateau] if plateau is not None else []),
         early_stopping,
         # Last: EarlyStopping has decided whether training ends when it reports.
         reporter,
     ]
-    train_batches, val_batches = input_pipeline(data, config.batch_size, seed=shuffle_seed)
+    train_batches, val_batches = input_pipeline(data, config.batch_size, seed=shuffle_seed,
+                                                one_hot=one_hot_labels(model))
     model.fit(train_batches, epochs=max_epochs, validation_data=val_batches,
               initial_epoch=resume.epoch if resume is not None else 0,
               callbacks=callbacks, shuffle=False, verbose=0)  # the pipeline shuffles
@@ -233,6 +248,8 @@ def load_checkpoint(checkpoint_dir: Path) -> keras.Model:
 
 def evaluate(model: keras.Model, data: Dataset) -> dict[str, float]:
     """Loss and accuracy on the test split, which no trial has seen."""
-    loss, accuracy = model.evaluate(data.x_test, data.y_test, batch_size=EVALUATION_BATCH,
+    labels = np.eye(data.num_classes, dtype="float32")[data.y_test] \
+        if one_hot_labels(model) else data.y_test
+    loss, accuracy = model.evaluate(data.x_test, labels, batch_size=EVALUATION_BATCH,
                                     verbose=0)
     return {"test_loss": float(loss), "test_accuracy": float(accuracy)}

@@ -83,7 +83,8 @@ MALFORMED = [
      r"applies only when conv_blocks >= 3, and this space's conv_blocks is int \[1, 2\]"),
     ("block9:\n  filters: 64\n", 1, "block9", r"unknown key \(known: .*block1..block8"),
     ("block2:\n  depth: 3\n", 2, "block2.depth",
-     r"unknown key \(known: convs_per_block, filters, kernel_size, padding, pooling, stride\)"),
+     r"unknown key \(known: batchnorm, convs_per_block, filters, kernel_size, padding, "
+     r"pooling, stride\)"),
     ("dropout: {uniform: [0.0, 0.5], when: {optimiser: sgd}}\n", 1, "dropout.when.optimiser",
      r"unknown parameter"),
     ("dropout: {uniform: [0.0, 0.5], when: {optimizer: adamw2}}\n", 1,

@@ -42,7 +42,7 @@ def test_every_sample_builds(name):
         except ArchitectureError:
             continue  # rejected at sampling in a real search; never built
         keras.backend.clear_session(free_memory=False)  # a full collection per model is slow
-        model = build_model(config, space.input_shape, 10)
+        model = build_model(config, space.input_shape, 10, training_steps=100)
         assert model.count_params() == plan.params
         built += 1
     assert built >= 3

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from search.space.vocabulary import (
+    ACTIVATIONS,
     BIAS_INITIALIZERS,
     FLIP_MODES,
     KERNEL_INITIALIZERS,
@@ -41,3 +42,8 @@ def test_bias_initializer_builds_a_vector(name):
 def test_flip_mode_is_a_random_flip_mode(mode):
     out = keras.layers.RandomFlip(mode)(np.zeros((1, 4, 4, 1), "float32"), training=True)
     assert tuple(out.shape) == (1, 4, 4, 1)
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation_name_resolves_in_keras(name):
+    assert callable(keras.activations.get(name))

@@ -26,15 +26,24 @@ convs_per_block: {int: [1, 3]}
 stride: {choices: [1, 2, 3]}
 padding: {choices: [same, valid]}
 pooling: {choices: [max, average, none, global]}
+batchnorm: {choices: [false, true]}
 block2:
   kernel_size: {choices: [3, 7]}
   padding: {choices: [same, valid]}
+  batchnorm: {choices: [false, true]}
 block4:
   pooling: {choices: [global, none]}
+activation: {choices: [relu, elu, gelu, swish, leaky_relu]}
+head: {choices: [flatten, global_average]}
+dense_layers: {int: [1, 2]}
 dense_units: {int: [3, 17]}
 dropout: {choices: [0.0, 0.3]}
+l2: {choices: [0.0, 1.0e-4]}
 augmentation:
   flip: {choices: [none, horizontal]}
+  rotation: {choices: [0.0, 0.1]}
+  zoom: {choices: [0.0, 0.1]}
+  translation: {choices: [0.0, 0.1]}
   contrast: {choices: [0.0, 0.2]}
   brightness: {choices: [0.0, 0.1]}
 """
@@ -69,8 +78,23 @@ def test_plan_matches_keras_layer_by_layer(input_shape):
             assert actual.count_params() == layer.params, (layer, config)
             assert type(actual).__name__ == layer.kind
         assert model.count_params() == plan.params
+        _check_activations(model, config)
         checked += 1
     assert checked >= 15, (checked, impossible)  # the test really compared models
+
+
+def _check_activations(model, config) -> None:
+    """Every hidden layer applies the config's activation (a conv followed by batch
+    normalization applies none itself: its Activation layer does)."""
+    chosen = keras.activations.get(config.activation)
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.Conv2D | keras.layers.Dense |
+                          keras.layers.Activation) or layer.name == "classes":
+            continue
+        normalized = layer.name.replace("_conv", "_bn") in {x.name for x in model.layers}
+        expected = keras.activations.linear if normalized and \
+            isinstance(layer, keras.layers.Conv2D) else chosen
+        assert layer.activation is expected, (layer.name, config.activation)
 
 
 def test_impossible_configs_are_the_ones_keras_rejects():

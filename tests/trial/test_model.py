@@ -122,3 +122,13 @@ def test_augmentation_changes_training_batches_not_inference():
     np.testing.assert_array_equal(infer_view, plain)
     np.testing.assert_array_equal(model.predict(images, verbose=0),
                                   model.predict(images, verbose=0))
+
+
+def test_every_augmentation_knob_has_its_layer():
+    from search.space.parameters import AUGMENTATIONS
+    from search.trial.model import AUGMENTATION_LAYERS
+
+    assert list(AUGMENTATION_LAYERS) == list(AUGMENTATIONS)
+    for name, knob in AUGMENTATIONS.items():
+        on = "horizontal" if knob.off == "none" else 0.1
+        assert type(AUGMENTATION_LAYERS[name](on)).__name__ == knob.layer

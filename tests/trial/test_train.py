@@ -189,3 +189,33 @@ def test_checkpoints_come_with_best_and_last_epochs_and_else_at_the_interval(sma
     train(model, config, small_digits, max_epochs=3, patience=8, checkpoint_dir=tmp_path,
           on_epoch=reports.append, checkpoint_interval_s=0)
     assert all(r.checkpoint_dir is not None for r in reports)
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "step"])
+def test_a_decaying_schedule_lowers_the_learning_rate_over_training(small_digits, tmp_path,
+                                                                   schedule):
+    from search.trial.train import training_steps
+
+    keras.backend.clear_session(free_memory=False)
+    config = TrialConfig.from_params({"conv_blocks": 1, "filters": 4, "dense_units": 8,
+                                      "learning_rate": 0.01, "lr_schedule": schedule})
+    steps = training_steps(config, small_digits, max_epochs=4)
+    model = build_model(config, small_digits.input_shape, small_digits.num_classes,
+                        small_digits.value_scale, training_steps=steps)
+    train(model, config, small_digits, max_epochs=4, patience=4, checkpoint_dir=tmp_path)
+    assert int(model.optimizer.iterations) == steps
+    final = float(model.optimizer.learning_rate)
+    assert final < 0.01 * (0.2 if schedule == "cosine" else 0.3)  # 0.5^3 for step
+
+
+def test_plateau_schedule_and_label_smoothing_train_and_evaluate(small_digits, tmp_path):
+    from search.trial.model import one_hot_labels, plateau_callback
+
+    config, model = _model(small_digits, learning_rate=0.01, lr_schedule="plateau",
+                           label_smoothing=0.1)
+    assert isinstance(plateau_callback(config), keras.callbacks.ReduceLROnPlateau)
+    assert one_hot_labels(model) and model.loss.get_config()["label_smoothing"] == 0.1
+    outcome = train(model, config, small_digits, max_epochs=3, patience=3,
+                    checkpoint_dir=tmp_path)
+    assert outcome.best_val_accuracy > 0.3
+    assert 0 <= evaluate(model, small_digits)["test_accuracy"] <= 1
