@@ -183,3 +183,18 @@ def test_unusable_store_is_a_tracking_error(tmp_path: Path):
     not_a_folder.write_text("")
     with pytest.raises(TrackingError, match="cannot use MLflow tracking store"):
         SearchTracker(f"sqlite:///{not_a_folder / 'mlflow.db'}", "tests")
+
+
+def test_a_pbt_mutation_is_traced_on_the_trial_run(tracker, tracking_uri):
+    from search.tracking.tracker import PBT_PREFIX, TAG_CLONED_FROM
+
+    tracker.trial_started("t2", PARAMS, number=2)
+    tracker.trial_mutated("t2", 4, 1, {"learning_rate": 0.002, "dropout": 0.25})
+    tracker.trial_mutated("t2", 8, 3, {"learning_rate": 0.0016, "dropout": 0.3})
+    client = MlflowClient(tracking_uri)
+    (run,) = _children(client, tracker)
+    assert run.data.tags[TAG_CLONED_FROM] == "trial 3 at epoch 8"
+    history = client.get_metric_history(run.info.run_id, PBT_PREFIX + "learning_rate")
+    assert [(m.step, m.value) for m in history] == [(4, 0.002), (8, 0.0016)]
+    sources = client.get_metric_history(run.info.run_id, PBT_PREFIX + "cloned_from")
+    assert [m.value for m in sources] == [1.0, 3.0]
