@@ -69,8 +69,7 @@ def pareto_front(trials: Sequence[TrialResult], names: Sequence[str]) -> list[Tr
 
     keys = [key(t) for t in scored]
     return [trial for trial, mine in zip(scored, keys, strict=True)
-            if not any(all(o >= m for o, m in zip(other, mine, strict=True)) and other != mine
-                       for other in keys)]
+            if not any(_dominates(other, mine) for other in keys)]
 
 
 def choose_best(trials: Sequence[TrialResult], names: Sequence[str],

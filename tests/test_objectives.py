@@ -59,3 +59,15 @@ def test_no_scored_trial_is_an_error():
 
 def test_objectives_have_a_direction():
     assert {o.mode for o in OBJECTIVES.values()} <= {"max", "min"}
+
+
+def test_pareto_order_puts_fronts_first_and_spreads_each_front():
+    from search.objectives import pareto_order
+
+    # Front: a (most accurate), b (smallest), c, d between them; e is dominated by c.
+    points = {"a": (0.95, -6.0), "b": (0.50, -3.0), "c": (0.90, -5.0), "d": (0.70, -4.0),
+              "e": (0.40, -7.0)}
+    names = list(points)
+    order = [names[i] for i in pareto_order(list(points.values()))]
+    assert order[0] == "a" and order[1] == "b"  # the two ends of the front first
+    assert set(order[:4]) == {"a", "b", "c", "d"} and order[4] == "e"
