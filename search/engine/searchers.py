@@ -61,13 +61,20 @@ def make_search_algorithm(space: SearchSpace, settings: SearchSettings,
         searcher: Searcher = _PointsSearcher(points)
         rejected: Counter[str] = Counter()
     else:
-        constrained = settings.algorithm in CONSTRAINED_ALGORITHMS
-        inner = _optuna_searcher(space, settings, _Proposal(space, input_shape, num_classes,
-                                                            constrained))
-        feasible = _FeasibleSearcher(inner, space, input_shape, num_classes, constrained)
+        feasible = feasible_optuna_searcher(space, settings, input_shape, num_classes)
         searcher, rejected = feasible, feasible.rejected
     limited = ConcurrencyLimiter(searcher, max_concurrent=concurrency)
     return TrialGenerator(limited, settings.name), rejected
+
+
+def feasible_optuna_searcher(space: SearchSpace, settings: SearchSettings,
+                             input_shape: tuple[int, ...], num_classes: int) -> Searcher:
+    """The algorithm's Optuna sampler behind Tune's `OptunaSearch`, proposing only configs
+    that can be trained on this data (see `_FeasibleSearcher`)."""
+    constrained = settings.algorithm in CONSTRAINED_ALGORITHMS
+    inner = _optuna_searcher(space, settings, _Proposal(space, input_shape, num_classes,
+                                                        constrained))
+    return _FeasibleSearcher(inner, space, input_shape, num_classes, constrained)
 
 
 def rejected_configs(generator: Any) -> Counter[str]:

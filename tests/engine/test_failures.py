@@ -8,7 +8,7 @@ import json
 import optuna
 import pytest
 
-from search.engine.searchers import _FeasibleSearcher, _optuna_searcher
+from search.engine.searchers import feasible_optuna_searcher
 from search.engine.tuner import run_search
 from search.settings import SearchSettings
 from search.space import parse_space
@@ -38,8 +38,8 @@ def test_a_diverged_trial_tells_the_search_algorithm_its_best_value(small_digits
     assert outcome.best is second  # a failed trial is never the search's model
 
     # The searcher state the search saved: Optuna completed trial 1 with its value.
-    searcher = _FeasibleSearcher(_optuna_searcher(space, settings), space,
-                                 small_digits.input_shape, small_digits.num_classes)
+    searcher = feasible_optuna_searcher(space, settings, small_digits.input_shape,
+                                        small_digits.num_classes)
     searcher.restore_from_dir(str(tmp_path / "ray" / "learns"))
     study = searcher.inner._ot_study
     states = [(t.state, t.value) for t in study.trials]

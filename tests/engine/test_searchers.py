@@ -56,17 +56,11 @@ def test_searcher_state_is_one_file_and_restores_the_algorithms_history(tmp_path
 
 
 def _feasible_searcher(space, settings, shape=(8, 8, 1)):
-    from search.engine.searchers import (
-        CONSTRAINED_ALGORITHMS,
-        _FeasibleSearcher,
-        _optuna_searcher,
-        _Proposal,
-    )
+    from search.engine.searchers import feasible_optuna_searcher
 
-    constrained = settings.algorithm in CONSTRAINED_ALGORITHMS
-    inner = _optuna_searcher(space, settings, _Proposal(space, shape, 10, constrained))
-    inner.set_search_properties("best_val_accuracy", "max", {})
-    return _FeasibleSearcher(inner, space, shape, 10, constrained)
+    searcher = feasible_optuna_searcher(space, settings, shape, 10)
+    searcher.set_search_properties("best_val_accuracy", "max", {})
+    return searcher
 
 
 def _run(searcher, trials: int) -> list:
