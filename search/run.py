@@ -307,7 +307,8 @@ def _search(args: argparse.Namespace, given: set[str], session: _Session) -> int
     sizes = "/".join(str(n) for n in data.sizes().values())
     verb = "resuming" if resume else "starting"
     console.print(f"[bold]{settings.name}[/bold]: {verb}, {settings.trials} trials "
-                  f"({settings.algorithm}), space {prepared.request.space}, data {data.name} "
+                  f"({settings.algorithm}, scheduler {settings.scheduler}), space "
+                  f"{prepared.request.space}, data {data.name} "
                   f"(train/val/test {sizes}), tracking {prepared.request.tracking_uri}")
     if resume and "trials" in given:
         console.print(f"extending search {settings.name} to {settings.trials} trials in all "
