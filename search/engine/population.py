@@ -28,11 +28,10 @@ from search.errors import SettingsError
 from search.settings import SearchSettings
 from search.space import SearchSpace
 from search.space.distributions import Choice, Grid, LogUniform, Uniform
+from search.space.parameters import KNOBS
 
 #: Knobs PBT may change in a running trial: none of them changes the model's weights.
-MUTABLE_KNOBS = ("learning_rate", "dropout", "augmentation.rotation", "augmentation.zoom",
-                 "augmentation.translation", "augmentation.contrast",
-                 "augmentation.brightness")
+MUTABLE_KNOBS = tuple(name for name, knob in KNOBS.items() if knob.mutable)
 
 
 def make_population_training(settings: SearchSettings, space: SearchSpace,

@@ -74,6 +74,8 @@ class Knob:
     #: For an augmentation: the Keras layer class it adds, and the value that adds none.
     layer: str | None = None
     off: Any = None
+    #: Holds no weights, so population-based training may change it in a running trial.
+    mutable: bool = False
 
     @property
     def group(self) -> str | None:
@@ -110,7 +112,8 @@ _BLOCK_DOMAINS: dict[str, tuple[Any, Domain, str]] = {
 def _knobs() -> list[Knob]:
     knobs = [
         Knob("optimizer", "adam", Names(OPTIMIZERS, "Keras optimizer"), "Keras optimizer"),
-        Knob("learning_rate", 1e-3, Reals(0.0, 10.0, low_open=True), "learning rate"),
+        Knob("learning_rate", 1e-3, Reals(0.0, 10.0, low_open=True), "learning rate",
+             mutable=True),
         Knob("momentum", 0.0, Reals(0.0, 1.0, high_open=True), "momentum of sgd and rmsprop",
              when=Condition("optimizer", ("sgd", "rmsprop"))),
         Knob("nesterov", False, Booleans(),
@@ -134,7 +137,8 @@ def _knobs() -> list[Knob]:
              "(global average pooling)"),
         Knob("dense_layers", 1, Integers(1, 2), "dense layers before the output"),
         Knob("dense_units", 64, Integers(1, 65536), "width of the dense layers before the output"),
-        Knob("dropout", 0.0, Reals(0.0, 1.0, high_open=True), "dropout before the output layer"),
+        Knob("dropout", 0.0, Reals(0.0, 1.0, high_open=True), "dropout before the output layer",
+             mutable=True),
         Knob("l2", 0.0, Reals(0.0, 1.0), "L2 weight decay of the conv and dense kernels"),
         Knob("label_smoothing", 0.0, Reals(0.0, 0.5, high_open=True),
              "label smoothing of the cross-entropy loss"),
@@ -147,17 +151,22 @@ def _knobs() -> list[Knob]:
              "RandomFlip mode, or none", layer="RandomFlip", off="none"),
         Knob("augmentation.rotation", 0.0, Reals(0.0, 0.5),
              "RandomRotation factor, a fraction of a full turn; 0 is off",
-             layer="RandomRotation", off=0.0),
+             layer="RandomRotation", off=0.0,
+             mutable=True),
         Knob("augmentation.zoom", 0.0, Reals(0.0, 0.9), "RandomZoom factor; 0 is off",
-             layer="RandomZoom", off=0.0),
+             layer="RandomZoom", off=0.0,
+             mutable=True),
         Knob("augmentation.translation", 0.0, Reals(0.0, 0.9),
              "RandomTranslation factor of height and width; 0 is off",
-             layer="RandomTranslation", off=0.0),
+             layer="RandomTranslation", off=0.0,
+             mutable=True),
         Knob("augmentation.contrast", 0.0, Reals(0.0, 1.0), "RandomContrast factor; 0 is off",
-             layer="RandomContrast", off=0.0),
+             layer="RandomContrast", off=0.0,
+             mutable=True),
         Knob("augmentation.brightness", 0.0, Reals(0.0, 1.0),
              "RandomBrightness factor, a fraction of full intensity; 0 is off",
-             layer="RandomBrightness", off=0.0),
+             layer="RandomBrightness", off=0.0,
+             mutable=True),
     ]
     for block in range(1, MAX_CONV_BLOCKS + 1):
         for name, (_, domain, help) in _BLOCK_DOMAINS.items():

@@ -125,6 +125,20 @@ def test_pbt_needs_a_knob_it_can_mutate():
                                  parse_space("filters: {int: [4, 8]}\n"))
 
 
+@pytest.mark.slow
+def test_mo_asha_is_the_default_and_stops_dominated_trials(small_digits, tmp_path,
+                                                           local_ray):
+    # The same model at every rate: the later trials are as large and less accurate than
+    # the first, so they are dominated at the first rung.
+    space = parse_space("objectives: [val_accuracy, params]\n" + LAGGARDS)
+    settings = _settings("mo-asha", tmp_path, grace_epochs=1)
+    outcome = run_search(space, small_digits, settings)
+    trials = sorted(outcome.trials, key=lambda t: t.number)
+    assert (trials[0].status, trials[0].epochs) == ("completed", 4)
+    stopped = [t for t in trials if t.status == "stopped"]
+    assert stopped and all(t.epochs < 4 for t in stopped)
+
+
 def _rung_decisions(scheduler, arrivals):
     """Feed each (trial id, accuracy, params) to the scheduler at its first rung."""
     decisions = {}
