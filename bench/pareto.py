@@ -98,17 +98,27 @@ def main() -> None:
           f"search (at most {args.max_epochs} per trial, grace {args.grace_epochs}), "
           f"{args.seeds} seeds; hypervolume of accuracy x -log10(parameters) from "
           f"(0, -log10 {largest:,.0f})\n")
-    print("| scheduler | hypervolume | front size | trials |")
-    print("| --- | --- | --- | --- |")
+    volumes = {arm: [hypervolume(_front(_oriented(run)), reference) for run in points]
+               for arm, points in runs.items()}
+    first = args.arms[0]
+    print(f"| scheduler | hypervolume | front size | trials | {first} minus this, paired "
+          f"by seed | seeds {first} wins |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for arm, points in runs.items():
-        fronts = [_front(_oriented(run)) for run in points]
-        volumes = [hypervolume(front, reference) for front in fronts]
-        spread = statistics.stdev(volumes) if len(volumes) > 1 else 0.0
-        size = statistics.mean(len(front) for front in fronts)
+        size = statistics.mean(len(_front(_oriented(run))) for run in points)
         trials = statistics.mean(len(run) for run in points)
-        print(f"| {arm} | {statistics.mean(volumes):.4f} ± {spread:.4f} | {size:.1f} | "
-              f"{trials:.1f} |")
+        differences = [a - b for a, b in zip(volumes[first], volumes[arm], strict=True)]
+        paired = "-" if arm == first else _spread(differences)
+        wins = "-" if arm == first else f"{sum(d > 0 for d in differences)}/{len(differences)}"
+        print(f"| {arm} | {_spread(volumes[arm])} | {size:.1f} | {trials:.1f} | {paired} | "
+              f"{wins} |")
+    print("\nper seed: " + "; ".join(
+        f"{arm} " + ", ".join(f"{v:.3f}" for v in values) for arm, values in volumes.items()))
 
+
+def _spread(values: list[float]) -> str:
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.4f} ± {spread:.4f}"
 
 if __name__ == "__main__":
     main()

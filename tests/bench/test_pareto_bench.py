@@ -27,4 +27,5 @@ def test_pareto_benchmark_prints_a_table():
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "| scheduler | hypervolume | front size | trials |" in result.stdout
+    assert "per seed: mo-asha " in result.stdout
     assert "| mo-asha | " in result.stdout and "| none | " in result.stdout
