@@ -23,22 +23,25 @@ def free_port() -> int:
 
 
 class MlflowServer:
-    """``services/mlflow-server.sh`` as a process: `start`, `stop`, and its `url`."""
+    """``python -m services.tracking`` as a process: `start`, `stop`, and its `url`."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *options: str, env: dict[str, str] | None = None,
+                 ) -> None:
         self.folder = folder
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.options = options
+        self.env = env or {}
         self.process: subprocess.Popen | None = None
         self._log = None
 
     def start(self) -> None:
-        env = {**os.environ, "CONVSEARCH_MLFLOW_DIR": str(self.folder / "server"),
-               "MLFLOW_PORT": str(self.port), "PYTHON": sys.executable}
         self._log = open(self.folder / "server.log", "a")  # noqa: SIM115 - closed in stop
         self.process = subprocess.Popen(
-            ["bash", str(REPO / "services" / "mlflow-server.sh")], env=env, stdout=self._log,
-            stderr=subprocess.STDOUT, start_new_session=True)
+            [sys.executable, "-m", "services.tracking", "--store", str(self.folder / "server"),
+             "--port", str(self.port), *self.options], cwd=REPO,
+            env={**os.environ, **self.env}, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True)
         deadline = time.monotonic() + 90
         while True:
             try:

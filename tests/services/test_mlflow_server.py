@@ -1,51 +1,106 @@
-"""services/mlflow-server.sh: a real `mlflow server` process, used as a tracking URI."""
+"""``python -m services.tracking``: a real `mlflow server` process on a loopback port, and
+a real search recorded through it over HTTP."""
 
 from __future__ import annotations
 
-import keras
 import mlflow
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from search.observers import SearchOutcome, TrialResult
+from search.errors import TrackingError
+from search.pipeline import execute, prepare
+from search.request import DataRequest, SearchRequest
 from search.settings import SearchSettings
-from search.space import load_space
 from search.tracking.tracker import SearchTracker, using_tracking_store
-from search.trial.config import TrialConfig
-from search.trial.model import build_model
+from services.tracking import ADMIN_PASSWORD_ENV, ServiceError, parse_args, server_command
+from tests.services.conftest import MlflowServer
+
+SPACE = ("learning_rate: {loguniform: [3.0e-3, 1.0e-2]}\nconv_blocks: 1\nfilters: 4\n"
+         "dense_units: 8\n")
 
 
 @pytest.mark.slow
-def test_search_recorded_through_the_tracking_server(mlflow_server, small_digits, tmp_path):
+def test_a_search_recorded_through_the_tracking_server(mlflow_server, small_digits,
+                                                       write_space, tmp_path):
     url = mlflow_server.url
-    tracker = SearchTracker(url, "server-test")
-    tracker.start_search(SearchSettings(name="via-server"), load_space("default"),
-                         small_digits)
-    checkpoint = tmp_path / "ckpt"
-    checkpoint.mkdir()
-    (checkpoint / "model.keras").write_bytes(b"weights")
-    params = TrialConfig().to_params()
-    tracker.trial_started("t1", params)
-    tracker.epoch_ended("t1", 1, {"val_accuracy": 0.5})
-    tracker.checkpoint_saved("t1", checkpoint)
-    tracker.trial_ended(TrialResult("t1", params, "completed", 1, 0.5))
-
-    keras.utils.set_random_seed(0)
-    config = TrialConfig.from_params({"conv_blocks": 1, "filters": 4, "dense_units": 8})
-    model = build_model(config, small_digits.input_shape, 10, small_digits.value_scale)
-    best = TrialResult("t1", config.to_params(), "completed", 1, 0.5)
-    outcome = SearchOutcome(trials=[best], best=best, best_checkpoint=tmp_path,
-                            experiment_path="")
-    registered = tracker.finish_search(outcome, load_space("default"), {"test_accuracy": 0.5},
-                                       model, small_digits.x_test[:5], "server-model")
+    settings = SearchSettings(name="via-server", trials=2, max_epochs=2, cpus=2,
+                              storage=tmp_path / "ray")
+    prepared = prepare(SearchRequest(space=str(write_space(SPACE)),
+                                     data=DataRequest(limit=300), settings=settings,
+                                     tracking_uri=url, experiment="server-test",
+                                     model_name="server-model"))
+    report = execute(prepared)
 
     client = MlflowClient(url)
-    (child,) = client.search_runs([tracker.experiment_id],
-                                  f"tags.`mlflow.parentRunId` = '{tracker.parent_run_id}'")
-    assert [a.path for a in client.list_artifacts(child.info.run_id, "checkpoint")] == \
-        ["checkpoint/model.keras"]
+    experiment = client.get_experiment_by_name("server-test")
+    (parent,) = client.search_runs([experiment.experiment_id],
+                                   "tags.`convsearch.role` = 'search'")
+    children = client.search_runs([experiment.experiment_id],
+                                  f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert parent.info.status == "FINISHED" and len(children) == 2
+    for child in children:
+        history = client.get_metric_history(child.info.run_id, "val_accuracy")
+        assert [m.step for m in history] == [1, 2]
+        assert [a.path for a in client.list_artifacts(child.info.run_id, "checkpoint")] == \
+            ["checkpoint/model.keras"]
+    champion = client.get_model_version_by_alias("server-model", "champion")
+    assert champion.run_id == parent.info.run_id
     with using_tracking_store(url):
-        loaded = mlflow.pyfunc.load_model(registered.uri)
-    np.testing.assert_allclose(loaded.predict(small_digits.x_test[:2]),
-                               model.predict(small_digits.x_test[:2], verbose=0), rtol=1e-5)
+        loaded = mlflow.pyfunc.load_model("models:/server-model@champion")
+    probabilities = loaded.predict(small_digits.x_test[:2])
+    assert np.asarray(probabilities).shape == (2, 10)
+    assert report.outcome.best.trial_id in {c.data.tags["convsearch.trial_id"]
+                                            for c in children}
+
+
+def test_auth_needs_an_admin_password_of_ones_own(tmp_path):
+    args = parse_args(["--store", str(tmp_path), "--auth"])
+    with pytest.raises(ServiceError, match=f"--auth needs an admin password of your own in "
+                                           f"{ADMIN_PASSWORD_ENV}"):
+        server_command(args, {})
+    with pytest.raises(ServiceError, match="published default 'password1234' is refused"):
+        server_command(args, {ADMIN_PASSWORD_ENV: "password1234"})
+    command, env = server_command(args, {ADMIN_PASSWORD_ENV: "s3cret-enough"})
+    assert command[-2:] == ["--app-name", "basic-auth"]
+    assert env["MLFLOW_AUTH_CONFIG_PATH"] == str(tmp_path / "basic_auth.ini")
+    assert "s3cret-enough" not in " ".join(command)  # never on the command line
+    assert "admin_username = admin" in (tmp_path / "basic_auth.ini").read_text()
+
+
+def test_defaults_bind_loopback_and_keep_everything_in_the_store(tmp_path):
+    command, _ = server_command(parse_args(["--store", str(tmp_path)]), {})
+    def option(name: str) -> str:
+        return command[command.index(name) + 1]
+
+    assert option("--host") == "127.0.0.1"
+    assert option("--backend-store-uri") == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert option("--artifacts-destination") == str(tmp_path / "artifacts")
+    assert "--serve-artifacts" in command
+
+
+@pytest.mark.slow
+def test_with_auth_a_wrong_password_is_a_one_line_error(tmp_path, monkeypatch, small_digits):
+    server = MlflowServer(tmp_path, "--auth", env={ADMIN_PASSWORD_ENV: "right-password-1"})
+    server.start()
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong-password")
+        with pytest.raises(TrackingError) as raised:
+            SearchTracker(server.url, "auth-test")
+        message = str(raised.value)
+        assert "\n" not in message
+        assert "401" in message or "nauthorized" in message.lower()
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "right-password-1")
+        tracker = SearchTracker(server.url, "auth-test")
+        tracker.start_search(SearchSettings(name="with-auth"), _space(), small_digits)
+        assert MlflowClient(server.url).get_run(tracker.parent_run_id).info.run_name == \
+            "with-auth"
+    finally:
+        server.stop()
+
+
+def _space():
+    from search.space import parse_space
+
+    return parse_space(SPACE)

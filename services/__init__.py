@@ -1,0 +1,1 @@
+"""Long-running services a team runs beside its searches: the tracking server."""
