@@ -17,6 +17,7 @@ import io
 import json
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -380,16 +381,22 @@ class SearchTracker(SearchObserver):
 
         example = example_images.astype("float32")
         signature = infer_signature(example, model.predict(example, verbose=0))
+        from search.tracking.served_model import KERAS_ARTIFACT
+
         # The registry announces itself with bare prints to stderr; the CLI reports it.
         with using_tracking_store(self.tracking_uri), mlflow.start_run(run_id=run_id), \
-                contextlib.redirect_stderr(io.StringIO()):
-            # No input_example: mlflow.keras.log_model writes it before creating the model
-            # folder and fails (mlflow/mlflow#16183, open in MLflow 3.17). The signature
-            # carries the input shape and dtype.
-            info = mlflow.keras.log_model(
-                model, name=MODEL_ARTIFACT, signature=signature,
-                registered_model_name=model_name, pip_requirements=_model_requirements(),
-                await_registration_for=60)
+                contextlib.redirect_stderr(io.StringIO()), \
+                tempfile.TemporaryDirectory(prefix="convsearch-model-") as folder:
+            keras_file = Path(folder) / "model.keras"
+            model.save(keras_file)
+            # A model from code (served_model.py, copied into the model): it predicts
+            # without Keras's progress bars.
+            info = mlflow.pyfunc.log_model(
+                name=MODEL_ARTIFACT, python_model=str(Path(__file__).with_name(
+                    "served_model.py")), artifacts={KERAS_ARTIFACT: str(keras_file)},
+                signature=signature, input_example=example[:2],
+                registered_model_name=model_name,
+                pip_requirements=_model_requirements(), await_registration_for=60)
         version = str(info.registered_model_version)
         self.client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version)
         return RegisteredModel(name=model_name, version=version,

@@ -136,7 +136,8 @@ def test_end_search_marks_the_parent(tracker, tracking_uri):
     assert run.data.tags[TAG_ERROR] == "every trial failed"
 
 
-def test_finish_search_registers_the_champion(tracker, tracking_uri, digits, monkeypatch):
+def test_finish_search_registers_the_champion(tracker, tracking_uri, digits, monkeypatch,
+                                              capfd):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     keras.utils.set_random_seed(0)
@@ -164,7 +165,9 @@ def test_finish_search_registers_the_champion(tracker, tracking_uri, digits, mon
     signature = loaded.metadata.signature
     assert signature.inputs.inputs[0].shape == (-1, 8, 8, 1)
     expected = model.predict(digits.x_test[:3], verbose=0)
+    capfd.readouterr()
     np.testing.assert_allclose(loaded.predict(digits.x_test[:3]), expected, rtol=1e-5)
+    assert capfd.readouterr().out == ""  # predicts quietly: no progress bars on stdout
 
     # Logging the model left MLflow's process-wide state as it found it.
     assert "MLFLOW_REGISTRY_URI" not in os.environ
