@@ -21,13 +21,12 @@ import re
 import shlex
 import signal
 import sys
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from search.errors import SearchError, SearchInterrupted, SettingsError
+from search.quiet import native_output_hidden
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -288,12 +287,12 @@ def _search(args: argparse.Namespace, given: set[str], session: _Session) -> int
     # Off a terminal (CI logs, pipes) rich assumes 80 columns; the summary needs more.
     console = Console(width=None if sys.stdout.isatty() else 120)
     request, resume = _request(args, given)
-    with _native_output_hidden(unless=args.verbose):  # folders and keras: load TensorFlow
+    with native_output_hidden(unless=args.verbose):  # folders and keras: load TensorFlow
         prepared = prepare(request)
     survey, settings, data = prepared.survey, prepared.settings, prepared.data
 
     # Heavy imports (TensorFlow, Ray, MLflow) only once the input is known to be good.
-    with _native_output_hidden(unless=args.verbose):
+    with native_output_hidden(unless=args.verbose):
         import search.engine.tuner
         import search.tracking.tracker  # noqa: F401
         from search.progress import SearchProgress
@@ -454,33 +453,6 @@ def _configure_logging(verbose: bool) -> None:
     # Tune logs each failed trial's traceback at ERROR; the summary and MLflow carry the
     # one-line reason instead, and --verbose brings the tracebacks back.
     logging.getLogger("ray.tune").setLevel(logging.INFO if verbose else logging.CRITICAL)
-
-
-@contextmanager
-def _native_output_hidden(unless: bool) -> Iterator[None]:
-    """Hide what C++ code writes straight to file descriptor 2 while TensorFlow and gRPC
-    load (absl and oneDNN banners that no log level silences). If the block fails with a
-    bug (not a `SearchError`, which is the user's one line), what was hidden is written
-    out before the error propagates."""
-    if unless:
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as hidden:
-        os.dup2(hidden.fileno(), 2)
-        try:
-            yield
-        except SearchError:
-            raise
-        except BaseException:
-            os.dup2(saved, 2)
-            hidden.seek(0)
-            sys.stderr.write(hidden.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,9 @@ TAG_TRIAL_ID = "convsearch.trial_id"
 TAG_STATUS = "convsearch.status"
 TAG_ERROR = "convsearch.error"
 TAG_TRIAL_NUMBER = "convsearch.trial_number"
+#: On the parent run: the best trial's id and its child run.
+TAG_BEST_TRIAL = "convsearch.best_trial_id"
+TAG_BEST_RUN = "convsearch.best_run_id"
 #: Population-based training: the trial and epoch a trial last continued from.
 TAG_CLONED_FROM = "convsearch.pbt.cloned_from"
 #: Prefix of the metrics that trace the knobs PBT mutated, at the epochs it did.
@@ -185,10 +188,10 @@ class SearchTracker(SearchObserver):
         with _mlflow_errors("cannot record the search's result in MLflow"):
             for key, value in best.params.items():
                 self.client.set_tag(run_id, f"{BEST_PREFIX}{key}", _param_value(value))
-            self.client.set_tag(run_id, "convsearch.best_trial_id", best.trial_id)
+            self.client.set_tag(run_id, TAG_BEST_TRIAL, best.trial_id)
             best_run = self._trial_runs.get(best.trial_id)
             if best_run:
-                self.client.set_tag(run_id, "convsearch.best_run_id", best_run)
+                self.client.set_tag(run_id, TAG_BEST_RUN, best_run)
             now = _now_ms()
             self.client.log_batch(run_id, metrics=[
                 Metric("best_val_accuracy", float(best.best_val_accuracy or 0.0), now, 0),
