@@ -147,7 +147,7 @@ def execute(prepared: PreparedSearch, observers: Sequence[SearchObserver] = (), 
     from search.engine.tuner import run_search
     from search.tracking.tracker import DEFAULT_EXPERIMENT, SearchTracker
     from search.tracking.writer import BackgroundWriter
-    from search.trial.train import evaluate, load_checkpoint
+    from search.trial.train import evaluate, load_checkpoint, predict_classes
 
     request, settings, space, data = (prepared.request, prepared.settings, prepared.space,
                                       prepared.data)
@@ -182,6 +182,9 @@ def execute(prepared: PreparedSearch, observers: Sequence[SearchObserver] = (), 
             unrecorded = writer.close(TRACKING_DRAIN_TIMEOUT_S)
             model = load_checkpoint(outcome.best_checkpoint)
             test_metrics = evaluate(model, data)
+            tracker.log_search_report(outcome, space, settings.seed, test_metrics,
+                                      data.y_test, predict_classes(model, data.x_test),
+                                      data.class_names)
             registered = tracker.finish_search(outcome, space, test_metrics, model,
                                                data.x_test[:5], request.model_name)
             if outcome.stop_reason is None:  # a budget that ran out can be resumed

@@ -59,6 +59,9 @@ DEFAULT_EXPERIMENT = "convsearch"
 CHAMPION_ALIAS = "champion"
 #: Artifact path of a trial's best checkpoint, and of the best model in the parent run.
 CHECKPOINT_ARTIFACT = "checkpoint"
+#: The parent run's folder of figures, and its summary.
+PLOTS_DIR = "plots"
+SUMMARY_FILE = "summary.md"
 MODEL_ARTIFACT = "model"
 
 TAG_SEARCH = "convsearch.search"
@@ -208,6 +211,62 @@ class SearchTracker(SearchObserver):
             self._close_open_trials(UNRECORDED)
             self.client.set_terminated(run_id, status="FINISHED")
         return registered
+
+    def log_search_report(self, outcome: SearchOutcome, space: SearchSpace, seed: int,
+                          test_metrics: dict[str, float], test_labels: np.ndarray,
+                          test_predicted: np.ndarray, class_names: Sequence[str]) -> None:
+        """Log what the parent run shows first: under ``plots/``, Optuna's optimisation
+        history, parallel coordinates and parameter importances, the top trials' learning
+        curves, and the best model's confusion matrix and per-class accuracy on the test
+        split; ``summary.md``; and ``test_accuracy.<class>`` metrics. A figure that cannot
+        be drawn is left out with a warning; it never costs the search its result."""
+        import matplotlib.pyplot as plt
+
+        from search.tracking import plots
+        from search.tracking.summary import summary_markdown
+
+        run_id = self._require_parent()
+        accuracy = plots.per_class_accuracy(test_labels, test_predicted, len(class_names))
+        by_class = dict(zip(class_names, accuracy, strict=True))
+        figures: dict[str, Any] = {}
+        try:
+            figures.update(plots.study_figures(plots.search_study(outcome.trials, space)))
+            curves = self._learning_curves(outcome.trials)
+            if curves:
+                figures["learning_curves.png"] = plots.learning_curves_figure(curves)
+            figures.update(plots.confusion_figures(test_labels, test_predicted, class_names))
+        except Exception:  # a plotting library's failure must not lose the search
+            logger.warning("some of the search's plots could not be drawn", exc_info=True)
+        try:
+            with _mlflow_errors("cannot log the search's plots and summary"):
+                for name, figure in figures.items():
+                    self.client.log_figure(run_id, figure, f"{PLOTS_DIR}/{name}")
+                self.client.log_text(run_id, summary_markdown(
+                    self._search_name or "", outcome, space.objectives, seed, test_metrics,
+                    by_class), SUMMARY_FILE)
+                now = _now_ms()
+                self.client.log_batch(run_id, metrics=[
+                    Metric(f"test_accuracy.{name}", value, now, 0)
+                    for name, value in by_class.items() if value == value])
+        finally:
+            for figure in figures.values():
+                plt.close(figure)
+
+    def _learning_curves(self, trials: Sequence[TrialResult], top: int = 5,
+                         ) -> dict[str, list[tuple[int, float]]]:
+        """Validation accuracy per epoch of the best `top` trials, read back from their
+        runs (a resumed search's earlier epochs are there too)."""
+        ranked = sorted((t for t in trials if t.best_val_accuracy is not None
+                         and t.trial_id in self._trial_runs),
+                        key=lambda t: -t.best_val_accuracy)[:top]
+        curves = {}
+        for trial in ranked:
+            history = self.client.get_metric_history(self._trial_runs[trial.trial_id],
+                                                     "val_accuracy")
+            points = sorted((m.step, m.value) for m in history)
+            if points:
+                curves[f"trial {trial.number} ({trial.best_val_accuracy:.3f})"] = points
+        return curves
 
     def _log_pareto_front(self, run_id: str, outcome: SearchOutcome,
                           space: SearchSpace) -> None:

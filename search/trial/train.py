@@ -253,3 +253,8 @@ def evaluate(model: keras.Model, data: Dataset) -> dict[str, float]:
     loss, accuracy = model.evaluate(data.x_test, labels, batch_size=EVALUATION_BATCH,
                                     verbose=0)
     return {"test_loss": float(loss), "test_accuracy": float(accuracy)}
+
+
+def predict_classes(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """The most probable class of each image."""
+    return model.predict(images, batch_size=EVALUATION_BATCH, verbose=0).argmax(axis=-1)

@@ -201,3 +201,42 @@ def test_a_pbt_mutation_is_traced_on_the_trial_run(tracker, tracking_uri):
     assert [(m.step, m.value) for m in history] == [(4, 0.002), (8, 0.0016)]
     sources = client.get_metric_history(run.info.run_id, PBT_PREFIX + "cloned_from")
     assert [m.value for m in sources] == [1.0, 3.0]
+
+
+def test_the_parent_run_shows_plots_a_summary_and_per_class_accuracy(tracker, tracking_uri):
+    from search.space import parse_space
+    from search.tracking.tracker import PLOTS_DIR, SUMMARY_FILE
+
+    space = parse_space("learning_rate: {loguniform: [1.0e-4, 1.0e-1]}\n"
+                        "dropout: {uniform: [0.0, 0.5]}\nfilters: {choices: [4, 8]}\n")
+    trials = []
+    for number, (rate, dropout, filters) in enumerate(
+            [(1e-3, 0.1, 4), (1e-2, 0.3, 8), (3e-2, 0.2, 4), (1e-4, 0.4, 8)], start=1):
+        params = {**PARAMS, "learning_rate": rate, "dropout": dropout, "filters": filters}
+        trial_id = f"t{number}"
+        tracker.trial_started(trial_id, params, number)
+        for epoch in (1, 2):
+            tracker.epoch_ended(trial_id, epoch, {"val_accuracy": 0.2 * number + 0.05 * epoch})
+        result = TrialResult(trial_id, params, "completed", 2, 0.2 * number + 0.1,
+                             number=number)
+        tracker.trial_ended(result)
+        trials.append(result)
+    outcome = SearchOutcome(trials=trials, best=trials[-1], best_checkpoint=Path("."),
+                            experiment_path="")
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    predicted = np.array([0, 1, 1, 1, 2, 0])
+    tracker.log_search_report(outcome, space, 7, {"test_accuracy": 0.67}, labels, predicted,
+                              ("zero", "one", "two"))
+
+    client = MlflowClient(tracking_uri)
+    run_id = tracker.parent_run_id
+    plots = {a.path.split("/")[-1] for a in client.list_artifacts(run_id, PLOTS_DIR)}
+    assert plots == {"optimization_history.png", "parallel_coordinate.png",
+                     "param_importances.png", "learning_curves.png", "confusion_matrix.png",
+                     "per_class_accuracy.png"}
+    metrics = client.get_run(run_id).data.metrics
+    assert metrics["test_accuracy.zero"] == pytest.approx(0.5)
+    assert metrics["test_accuracy.one"] == 1.0
+    summary = Path(client.download_artifacts(run_id, SUMMARY_FILE)).read_text()
+    assert "Best trial: 4 (t4)" in summary and "| seed | 7 |" in summary
+    assert "| tensorflow |" in summary and "| one | 1.0000 |" in summary
