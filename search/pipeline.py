@@ -145,7 +145,7 @@ def execute(prepared: PreparedSearch, observers: Sequence[SearchObserver] = (), 
         write_request,
     )
     from search.engine.tuner import run_search
-    from search.tracking.tracker import DEFAULT_EXPERIMENT, SearchTracker
+    from search.tracking.tracker import DEFAULT_EXPERIMENT, INSIGHT_DIR, SearchTracker
     from search.tracking.writer import BackgroundWriter
     from search.trial.train import evaluate, load_checkpoint, predict_classes
 
@@ -185,6 +185,7 @@ def execute(prepared: PreparedSearch, observers: Sequence[SearchObserver] = (), 
             tracker.log_search_report(outcome, space, settings.seed, test_metrics,
                                       data.y_test, predict_classes(model, data.x_test),
                                       data.class_names)
+            tracker.log_figures(_insight(model, data), INSIGHT_DIR)
             registered = tracker.finish_search(outcome, space, test_metrics, model,
                                                data.x_test[:5], request.model_name)
             if outcome.stop_reason is None:  # a budget that ran out can be resumed
@@ -195,6 +196,19 @@ def execute(prepared: PreparedSearch, observers: Sequence[SearchObserver] = (), 
     return SearchReport(outcome=outcome, test_metrics=test_metrics, registered=registered,
                         tracking_uri=request.tracking_uri, run_url=tracker.run_url(),
                         unrecorded=unrecorded)
+
+
+def _insight(model: Any, data: Dataset) -> dict[str, Any]:
+    """What the best model learned, as figures; none if they cannot be drawn (they never
+    cost the search its result)."""
+    from search.trial.insight import insight_figures
+
+    try:
+        return insight_figures(model, data)
+    except Exception:
+        logger.warning("the figures of what the best model learned could not be drawn",
+                       exc_info=True)
+        return {}
 
 
 def run(request: SearchRequest, observers: Sequence[SearchObserver] = (), *,

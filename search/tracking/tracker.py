@@ -62,6 +62,8 @@ CHECKPOINT_ARTIFACT = "checkpoint"
 #: The parent run's folder of figures, and its summary.
 PLOTS_DIR = "plots"
 SUMMARY_FILE = "summary.md"
+#: The parent run's folder of what the best model learned.
+INSIGHT_DIR = "insight"
 MODEL_ARTIFACT = "model"
 
 TAG_SEARCH = "convsearch.search"
@@ -220,8 +222,6 @@ class SearchTracker(SearchObserver):
         curves, and the best model's confusion matrix and per-class accuracy on the test
         split; ``summary.md``; and ``test_accuracy.<class>`` metrics. A figure that cannot
         be drawn is left out with a warning; it never costs the search its result."""
-        import matplotlib.pyplot as plt
-
         from search.tracking import plots
         from search.tracking.summary import summary_markdown
 
@@ -237,17 +237,26 @@ class SearchTracker(SearchObserver):
             figures.update(plots.confusion_figures(test_labels, test_predicted, class_names))
         except Exception:  # a plotting library's failure must not lose the search
             logger.warning("some of the search's plots could not be drawn", exc_info=True)
+        with _mlflow_errors("cannot log the search's plots and summary"):
+            self.log_figures(figures, PLOTS_DIR)
+            self.client.log_text(run_id, summary_markdown(
+                self._search_name or "", outcome, space.objectives, seed, test_metrics,
+                by_class), SUMMARY_FILE)
+            now = _now_ms()
+            self.client.log_batch(run_id, metrics=[
+                Metric(f"test_accuracy.{name}", value, now, 0)
+                for name, value in by_class.items() if value == value])
+
+    def log_figures(self, figures: dict[str, Any], folder: str) -> None:
+        """Log matplotlib figures (by file name) on the parent run under `folder`, and
+        close them."""
+        import matplotlib.pyplot as plt
+
+        run_id = self._require_parent()
         try:
-            with _mlflow_errors("cannot log the search's plots and summary"):
+            with _mlflow_errors(f"cannot log the figures of {folder}/"):
                 for name, figure in figures.items():
-                    self.client.log_figure(run_id, figure, f"{PLOTS_DIR}/{name}")
-                self.client.log_text(run_id, summary_markdown(
-                    self._search_name or "", outcome, space.objectives, seed, test_metrics,
-                    by_class), SUMMARY_FILE)
-                now = _now_ms()
-                self.client.log_batch(run_id, metrics=[
-                    Metric(f"test_accuracy.{name}", value, now, 0)
-                    for name, value in by_class.items() if value == value])
+                    self.client.log_figure(run_id, figure, f"{folder}/{name}")
         finally:
             for figure in figures.values():
                 plt.close(figure)
