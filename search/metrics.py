@@ -16,3 +16,6 @@ EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 #: Size and speed of a trial's model, reported with its epochs (objectives can use them).
 PARAMS = "params"
 LATENCY = "latency_ms"
+#: Validation accuracy under the fast gradient sign method (an objective a space may ask
+#: for; see `search.trial.robustness`).
+ROBUST_ACCURACY = "robust_accuracy"

@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from search.metrics import LATENCY, OBJECTIVE, PARAMS
+from search.metrics import LATENCY, OBJECTIVE, PARAMS, ROBUST_ACCURACY
 from search.observers import TrialResult
 
 
@@ -45,6 +45,9 @@ OBJECTIVES: dict[str, Objective] = {
         Objective("latency_ms", LATENCY, "min",
                   "inference milliseconds per image (batch of 32, on the trial's device)",
                   log_scale=True),
+        Objective("robust_accuracy", ROBUST_ACCURACY, "max",
+                  "validation accuracy under FGSM at 0.03 of the pixel scale (at the latest "
+                  "epoch)"),
     )
 }
 

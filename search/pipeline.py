@@ -147,6 +147,7 @@ def execute(prepared: PreparedSearch, observers: Sequence[SearchObserver] = (), 
     from search.engine.tuner import run_search
     from search.tracking.tracker import DEFAULT_EXPERIMENT, INSIGHT_DIR, SearchTracker
     from search.tracking.writer import BackgroundWriter
+    from search.trial.robustness import robustness_metrics
     from search.trial.train import evaluate, load_checkpoint, predict_classes
 
     request, settings, space, data = (prepared.request, prepared.settings, prepared.space,
@@ -181,7 +182,8 @@ def execute(prepared: PreparedSearch, observers: Sequence[SearchObserver] = (), 
                                  verbose=verbose)
             unrecorded = writer.close(TRACKING_DRAIN_TIMEOUT_S)
             model = load_checkpoint(outcome.best_checkpoint)
-            test_metrics = evaluate(model, data)
+            test_metrics = {**evaluate(model, data), **robustness_metrics(
+                model, data.x_test, data.y_test, data.value_scale)}
             tracker.log_search_report(outcome, space, settings.seed, test_metrics,
                                       data.y_test, predict_classes(model, data.x_test),
                                       data.class_names)

@@ -359,6 +359,12 @@ def _print_summary(console: Console, report: SearchReport, space: SearchSpace,
                   f"[/bold green] (test loss {test_metrics['test_loss']:.4f}), trial "
                   f"{outcome.best.trial_id}, registered as {registered.uri} "
                   f"(version {registered.version})")
+    attacked = {k.split(".", 1)[1]: v for k, v in test_metrics.items()
+                if k.startswith("fgsm_accuracy.")}
+    if attacked:
+        console.print("robustness: test accuracy under FGSM " + ", ".join(
+            f"{v:.4f} at epsilon {eps}" for eps, v in attacked.items())
+            + " (pixel units)")
     python = _shell_path(sys.executable)
     tracking_uri = report.tracking_uri
     env = f"MLFLOW_TRACKING_URI={shlex.quote(tracking_uri)} "

@@ -20,7 +20,14 @@ from search.engine.searchers import TRIAL_NUMBER
 from search.engine.signals import forward_interrupt
 from search.engine.stopping import EPOCH
 from search.errors import SearchFailed
-from search.metrics import EPOCH_METRICS, LATENCY, MONITOR, OBJECTIVE, PARAMS
+from search.metrics import (
+    EPOCH_METRICS,
+    LATENCY,
+    MONITOR,
+    OBJECTIVE,
+    PARAMS,
+    ROBUST_ACCURACY,
+)
 from search.observers import SearchObserver, TrialResult, TrialStatus
 from search.trial.checkpoints import read_state
 
@@ -35,7 +42,7 @@ ERROR_DETAIL = "error_detail"
 WORKER_RSS = "worker_rss_mb"
 
 #: Reported values that observers receive as metrics of an epoch, besides EPOCH_METRICS.
-_REPORTED = (OBJECTIVE, PARAMS, LATENCY, WORKER_RSS)
+_REPORTED = (OBJECTIVE, PARAMS, LATENCY, ROBUST_ACCURACY, WORKER_RSS)
 
 
 def trial_params(trial: Any) -> dict[str, Any]:
@@ -63,7 +70,8 @@ def trial_result(trial: Any, status: TrialStatus | None = None) -> TrialResult:
         best_val_accuracy=last.get(OBJECTIVE),
         error=error,
         error_detail=last.get(ERROR_DETAIL),
-        values={k: float(last[k]) for k in (OBJECTIVE, PARAMS, LATENCY) if k in last},
+        values={k: float(last[k]) for k in (OBJECTIVE, PARAMS, LATENCY, ROBUST_ACCURACY)
+                if k in last},
     )
 
 

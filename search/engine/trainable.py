@@ -40,7 +40,7 @@ from search.engine.searchers import TRIAL_NUMBER
 from search.engine.stopping import EPOCH
 from search.errors import TrainingError
 from search.memory import rss_mb
-from search.metrics import LATENCY, OBJECTIVE, PARAMS
+from search.metrics import LATENCY, OBJECTIVE, PARAMS, ROBUST_ACCURACY
 from search.objectives import worst_values
 from search.settings import SearchSettings
 from search.trial.checkpoints import TrainingState, read_state
@@ -153,6 +153,8 @@ class _Trial:
         self.reporting = False
         #: The latest epoch reported (a failure reports no earlier one).
         self.epoch = 0
+        #: The model being trained, once built or restored.
+        self.model: Any = None
 
     def run(self) -> None:
         from search.trial.checkpoints import load_best, load_latest
@@ -194,6 +196,7 @@ class _Trial:
                                     training_steps=steps)
             self.timing["time_build_s"] = time.perf_counter() - started
             self._measure(model)
+            self.model = model
             train(model, self.config, self.data, max_epochs=self.settings.max_epochs,
                   patience=self.settings.patience, checkpoint_dir=self.workdir,
                   on_epoch=self._on_epoch, shuffle_seed=self.settings.seed, resume=state,
@@ -213,7 +216,14 @@ class _Trial:
     def _on_epoch(self, epoch: Any) -> None:
         self.epoch = epoch.epoch
         self.timing["time_checkpoint_s"] = epoch.checkpoint_seconds
-        self._report({**epoch.metrics, EPOCH: epoch.epoch, LAST_EPOCH: epoch.last},
+        metrics = dict(epoch.metrics)
+        if "robust_accuracy" in self.objectives:  # an attack per epoch: only when optimised
+            from search.trial.robustness import OBJECTIVE_EPSILON, fgsm_accuracy
+
+            metrics[ROBUST_ACCURACY] = fgsm_accuracy(
+                self.model, self.data.x_val, self.data.y_val, OBJECTIVE_EPSILON,
+                self.data.value_scale)
+        self._report({**metrics, EPOCH: epoch.epoch, LAST_EPOCH: epoch.last},
                      checkpoint_dir=epoch.checkpoint_dir)
         inject(self.number, epoch.epoch)
 

@@ -157,3 +157,19 @@ def test_no_scheduler_and_an_epoch_budget(small_digits, tmp_path, local_ray):
     total = sum(t.epochs for t in outcome.trials)
     assert 5 <= total <= 5 + 2  # trials running when the budget is reached finish an epoch
     assert len(outcome.trials) < 20
+
+
+@pytest.mark.slow
+def test_robust_accuracy_is_an_objective_reported_every_epoch(small_digits, tmp_path,
+                                                               local_ray):
+    space = parse_space("objectives: [val_accuracy, robust_accuracy]\n"
+                        "learning_rate: {loguniform: [3.0e-3, 3.0e-2]}\nconv_blocks: 1\n"
+                        "filters: 4\ndense_units: 8\n")
+    settings = SearchSettings(name="robust", trials=2, max_epochs=2, grace_epochs=2,
+                              cpus=2, storage=tmp_path / "ray")
+    recorder = Recorder()
+    outcome = run_search(space, small_digits, settings, observers=[recorder])
+    assert all(0 <= t.values["robust_accuracy"] <= 1 for t in outcome.trials)
+    epochs = [e[3] for e in recorder.events if e[0] == "epoch"]
+    assert len(epochs) == 4 and all("robust_accuracy" in m for m in epochs)
+    assert outcome.pareto  # a front over both objectives
