@@ -108,7 +108,8 @@ MALFORMED = [
     ("input_shape: 28x28x1\n", 1, "input_shape", r"expected \[height, width, channels\]"),
     ("objectives: val_accuracy\n", 1, "objectives", r"expected a list of objectives"),
     ("objectives: [val_accuracy, size]\n", 1, "objectives",
-     r"'size' is not an objective \(known: val_accuracy, params, latency_ms\)"),
+     r"'size' is not an objective \(known: val_accuracy, params, latency_ms, "
+     r"robust_accuracy\)"),
     ("objectives: [params, params]\n", 1, "objectives", r"'params' is listed twice"),
     ("objectives: [val_accuracy]\ntrade_off: {params: -1.0}\n", 2, "trade_off.params",
      r"not one of this space's objectives \(val_accuracy\)"),
