@@ -61,8 +61,9 @@ def run_arm(data: Any, scheduler: str, seed: int, args: argparse.Namespace,
 
 def _front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """The points no other point beats on both (larger-is-better) coordinates."""
-    return [p for p in points
-            if not any(q[0] >= p[0] and q[1] >= p[1] and q != p for q in points)]
+    from search.objectives import non_dominated
+
+    return [points[i] for i in non_dominated(points)]
 
 
 def _oriented(run: list[tuple[float, float]]) -> list[tuple[float, float]]:

@@ -71,8 +71,14 @@ def pareto_front(trials: Sequence[TrialResult], names: Sequence[str]) -> list[Tr
                                                            else -1) for n in names)
 
     keys = [key(t) for t in scored]
-    return [trial for trial, mine in zip(scored, keys, strict=True)
-            if not any(_dominates(other, mine) for other in keys)]
+    return [scored[i] for i in non_dominated(keys)]
+
+
+def non_dominated(points: Sequence[Sequence[float]]) -> list[int]:
+    """Indices of the points no other point dominates (vectors where larger is better on
+    every coordinate), in their order."""
+    return [i for i, mine in enumerate(points)
+            if not any(_dominates(other, mine) for other in points)]
 
 
 def choose_best(trials: Sequence[TrialResult], names: Sequence[str],
@@ -112,8 +118,7 @@ def pareto_order(points: Sequence[Sequence[float]]) -> list[int]:
     remaining = list(range(len(points)))
     order: list[int] = []
     while remaining:
-        front = [i for i in remaining
-                 if not any(_dominates(points[j], points[i]) for j in remaining)]
+        front = [remaining[k] for k in non_dominated([points[i] for i in remaining])]
         taken = [max(front, key=lambda i: tuple(points[i]))]
         rest = [i for i in front if i != taken[0]]
         while rest:
