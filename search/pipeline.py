@@ -8,7 +8,9 @@ prepared search under the search's driver lock, with the MLflow tracker fed off 
 trials' event loop, evaluates the best model on the test split and registers it. With
 ``resume``, `execute` continues the search of that name instead (`load_request` reads
 back what it recorded). A search stopped by a signal raises `SearchInterrupted` after
-closing its MLflow runs as KILLED; it never moves the ``champion`` alias.
+closing its MLflow runs as KILLED; it never moves the ``champion`` alias. A finished
+search's best model takes that alias only if it beats the champion on the same test split
+(`search.champion`).
 """
 
 from __future__ import annotations
@@ -20,8 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from search.champion import ChampionDecision, PromotionPolicy, decide
 from search.data import Dataset, load_dataset
 from search.errors import DataError, SearchInterrupted, SettingsError, TrackingError
+from search.notify import Notifier, search_message
 from search.observers import SearchObserver, SearchOutcome
 from search.request import SearchRequest
 from search.settings import choose_algorithm, choose_scheduler
@@ -171,33 +177,85 @@ def execute(prepared: PreparedSearch, observers: Sequence[SearchObserver] = (), 
             raise SettingsError(f"search {settings.name!r} already finished its {done} "
                                 f"trials; give --trials N (more than {done}) to extend it")
         tracker = SearchTracker(request.tracking_uri, request.experiment or DEFAULT_EXPERIMENT)
+        warm_source, warm_start = None, []
+        if request.warm_start and not resume:
+            warm_source, warm_start = tracker.warm_start_configs(request.warm_start, space)
         tracker.start_search(settings, space, data, resume=resume)
+        notifier = Notifier(request.notify)
         writer: BackgroundWriter | None = None
         try:
             write_request(settings, request.to_record())
             tracker.note_budget(settings.trials, extended_from=previous)
+            if warm_source:
+                tracker.note_warm_start(warm_source)
             writer = BackgroundWriter(tracker)
             outcome = run_search(space, data, settings, [writer, *observers],
                                  resume=resume and has_experiment_state(settings),
-                                 verbose=verbose)
+                                 verbose=verbose, warm_start=warm_start)
             unrecorded = writer.close(TRACKING_DRAIN_TIMEOUT_S)
             model = load_checkpoint(outcome.best_checkpoint)
             test_metrics = {**evaluate(model, data), **robustness_metrics(
                 model, data.x_test, data.y_test, data.value_scale)}
+            predicted = predict_classes(model, data.x_test)
             tracker.log_search_report(outcome, space, settings.seed, test_metrics,
-                                      data.y_test, predict_classes(model, data.x_test),
-                                      data.class_names)
+                                      data.y_test, predicted, data.class_names)
             tracker.log_figures(_insight(model, data), INSIGHT_DIR)
+            decision = _challenge(tracker, request.model_name, predicted, data,
+                                  request.promotion)
             registered = tracker.finish_search(outcome, space, test_metrics, model,
-                                               data.x_test[:5], request.model_name)
+                                               data.x_test[:5], request.model_name,
+                                               decision)
             if outcome.stop_reason is None:  # a budget that ran out can be resumed
                 mark_finished(settings)
         except BaseException as exc:
             _close_after_failure(tracker, writer, exc)
+            stopped = isinstance(exc, SearchInterrupted | KeyboardInterrupt)
+            notifier.send(search_message(
+                settings.name, "stopped" if stopped else "failed",
+                detail=str(exc) or type(exc).__name__,
+                run_link=_run_link(request.tracking_uri, tracker.run_url())))
+            notifier.wait()
             raise
+        notifier.send(search_message(
+            settings.name, "finished", test_accuracy=test_metrics.get("test_accuracy"),
+            champion={"changed": registered.champion, "version": registered.version,
+                      "reason": registered.decision, "model": registered.name},
+            run_link=_run_link(request.tracking_uri, tracker.run_url())))
+        notifier.wait()
     return SearchReport(outcome=outcome, test_metrics=test_metrics, registered=registered,
                         tracking_uri=request.tracking_uri, run_url=tracker.run_url(),
                         unrecorded=unrecorded)
+
+
+def _challenge(tracker: Any, model_name: str, predicted: Any, data: Dataset,
+               policy: PromotionPolicy) -> ChampionDecision:
+    """Score the registered champion on this search's test split beside the new best
+    model (its `predicted` classes) and decide which is champion."""
+    from search.trial.train import predict_classes
+
+    found = tracker.champion(model_name)
+    if found is None:
+        return decide(data.y_test, predicted, None, policy)
+    version, champion = found
+    if champion is None:
+        return decide(data.y_test, predicted, None, policy, version,
+                      champion_unusable="its model cannot be loaded")
+    try:
+        theirs = predict_classes(champion, data.x_test)
+    except Exception as exc:  # another input shape, another number of classes
+        return decide(data.y_test, predicted, None, policy, version,
+                      champion_unusable=(str(exc).strip().splitlines() or ["error"])[0])
+    if int(np.max(theirs, initial=0)) >= data.num_classes:
+        return decide(data.y_test, predicted, None, policy, version,
+                      champion_unusable="it predicts other classes")
+    return decide(data.y_test, predicted, theirs, policy, version)
+
+
+def _run_link(tracking_uri: str, run_url: str) -> str | None:
+    """A link to the parent run for a server store; a file store has no address."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"{tracking_uri.rstrip('/')}/{run_url}"
+    return None
 
 
 def _insight(model: Any, data: Dataset) -> dict[str, Any]:

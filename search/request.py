@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from search.champion import PromotionPolicy
 from search.data import DEFAULT_DATA
 from search.settings import SearchSettings
 from search.space import DEFAULT_SPACE
@@ -49,6 +50,13 @@ class SearchRequest:
     model_name: str | None = None
     #: Digest of the data the search started on (`Dataset.fingerprint`), once recorded.
     data_fingerprint: str | None = None
+    #: When this search's best model takes the champion alias from the registered one.
+    promotion: PromotionPolicy = field(default_factory=PromotionPolicy)
+    #: A webhook told (Slack-style JSON) when the search finishes, fails or is stopped.
+    notify: str | None = None
+    #: An earlier search of the same space (or "latest") whose best configs this one
+    #: tries first.
+    warm_start: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         """JSON-able form of the request, read back by `from_record`."""
@@ -75,4 +83,6 @@ class SearchRequest:
                    settings=SearchSettings.from_record(record["settings"]),
                    tracking_uri=record["tracking_uri"], experiment=record["experiment"],
                    model_name=record["model_name"],
-                   data_fingerprint=record["data_fingerprint"])
+                   data_fingerprint=record["data_fingerprint"],
+                   promotion=PromotionPolicy(**record.get("promotion") or {}),
+                   notify=record.get("notify"), warm_start=record.get("warm_start"))

@@ -160,6 +160,19 @@ def build_parser() -> argparse.ArgumentParser:
     tracking.add_argument("--model-name", default=None,
                           help="Model Registry name of the best model "
                                "(default: convsearch-<data name>)")
+    tracking.add_argument("--promote-margin", type=float, default=0.0, metavar="ACCURACY",
+                          help="the new best model becomes champion only if its test "
+                               "accuracy beats the champion's (on this search's test split) "
+                               "by more than this (default: 0)")
+    tracking.add_argument("--promote-significance", type=float, default=None,
+                          metavar="ALPHA", help="and only if McNemar's test on the paired "
+                                                "predictions gives p < ALPHA")
+    tracking.add_argument("--notify", default=None, metavar="URL",
+                          help="webhook told (Slack-style JSON) when the search finishes, "
+                               "fails or is stopped")
+    tracking.add_argument("--warm-start", default=None, metavar="NAME|latest",
+                          help="first try the best configs of an earlier search of the same "
+                               "space in this experiment")
     parser.add_argument("--resume", default=None, metavar="NAME",
                         help="continue the search NAME (run from the folder it ran in, or "
                              "give its --storage): its space, data and settings come from "
@@ -237,6 +250,7 @@ def _given_flags(parser: argparse.ArgumentParser, argv: Sequence[str] | None) ->
 
 def _request(args: argparse.Namespace, given: set[str]) -> tuple[SearchRequest, bool]:
     """The request the flags describe, and whether it resumes a search."""
+    from search.champion import PromotionPolicy
     from search.pipeline import load_request
     from search.request import DataRequest, SearchRequest
     from search.settings import SearchSettings, parse_duration
@@ -274,9 +288,12 @@ def _request(args: argparse.Namespace, given: set[str]) -> tuple[SearchRequest, 
     data = DataRequest(source=args.data, limit=args.data_limit,
                        image_size=_image_size(args.image_size) if args.image_size else None,
                        color_mode=args.color_mode)
+    promotion = PromotionPolicy(margin=args.promote_margin,
+                                significance=args.promote_significance)
     return SearchRequest(space=args.space, data=data, settings=settings,
                          tracking_uri=args.tracking_uri, experiment=args.experiment,
-                         model_name=args.model_name), False
+                         model_name=args.model_name, promotion=promotion, notify=args.notify,
+                         warm_start=args.warm_start), False
 
 
 def _search(args: argparse.Namespace, given: set[str], session: _Session) -> int:
@@ -359,6 +376,10 @@ def _print_summary(console: Console, report: SearchReport, space: SearchSpace,
                   f"[/bold green] (test loss {test_metrics['test_loss']:.4f}), trial "
                   f"{outcome.best.trial_id}, registered as {registered.uri} "
                   f"(version {registered.version})")
+    if registered.decision:
+        verdict = "it is the new champion" if registered.champion else \
+            "the champion stays"
+        console.print(f"champion: {verdict}; {registered.decision}", markup=False)
     attacked = {k.split(".", 1)[1]: v for k, v in test_metrics.items()
                 if k.startswith("fgsm_accuracy.")}
     if attacked:

@@ -31,6 +31,9 @@ PUBLISHED_DEFAULT_PASSWORD = "password1234"
 #: The auth app's CSRF secret (MLflow's variable); made and kept in the store if unset.
 SECRET_KEY_ENV = "MLFLOW_FLASK_SERVER_SECRET_KEY"
 
+#: MLflow's switch for its server-side job runner.
+JOB_EXECUTION_ENV = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
+
 DEFAULT_STORE = Path("mlflow-server")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
@@ -55,6 +58,12 @@ def server_command(args: argparse.Namespace, environ: dict[str, str]) -> tuple[l
                "--artifacts-destination", artifacts, "--serve-artifacts",
                "--host", args.host, "--port", str(args.port)]
     env = dict(environ)
+    # MLflow's job runner serves its GenAI features (judges, prompt optimisation), which
+    # searches never use; left on, it starts a pool of consumer processes (nine here,
+    # about 240 MB each) with the server. A user may still turn it on.
+    env.setdefault(JOB_EXECUTION_ENV, "false")
+    if args.workers is not None:
+        command += ["--workers", str(args.workers)]
     if args.auth:
         password = environ.get(ADMIN_PASSWORD_ENV, "")
         if not password or password == PUBLISHED_DEFAULT_PASSWORD:
@@ -107,6 +116,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f"address to listen on (default: {DEFAULT_HOST})")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
                         help=f"port (default: {DEFAULT_PORT})")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="server worker processes (default: MLflow's)")
     parser.add_argument("--auth", action="store_true",
                         help=f"MLflow's basic-auth app (admin password from "
                              f"{ADMIN_PASSWORD_ENV})")

@@ -93,3 +93,70 @@ def test_a_bug_ends_the_parent_run_failed_and_keeps_its_traceback(write_space, t
     (parent,) = client.search_runs([experiment.experiment_id])
     assert parent.info.status == "FAILED"
     assert parent.data.tags["convsearch.error"] == "a bug in an observer"
+
+
+@pytest.mark.slow
+def test_consecutive_searches_challenge_the_champion_warm_start_and_notify(
+        write_space, tmp_path):
+    """Two real searches of one space in one experiment, as a schedule runs them: the
+    second starts from the first's best configs, its best model is registered as
+    challenger and takes the champion alias only by beating the champion on its own test
+    split, and a webhook hears of both."""
+    from search.champion import PromotionPolicy
+    from search.tracking.tracker import (
+        CHALLENGER_ALIAS,
+        CHAMPION_ALIAS,
+        TAG_CHAMPION_DECISION,
+        TAG_CHAMPION_REASON,
+        TAG_WARM_START,
+    )
+    from tests.test_notify import Webhook
+
+    space = write_space("learning_rate: {loguniform: [1.0e-3, 3.0e-2]}\n"
+                        "dropout: {uniform: [0.0, 0.3]}\nconv_blocks: 1\nfilters: 4\n"
+                        "dense_units: 8\n")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    hook = Webhook()
+
+    def search(name: str, **changes) -> object:
+        settings = SearchSettings(name=name, trials=2, max_epochs=2, cpus=2, concurrency=1,
+                                  scheduler="none", storage=tmp_path / "ray")
+        request = SearchRequest(space=str(space), data=DataRequest(limit=300),
+                                settings=settings, tracking_uri=uri, experiment="nightly",
+                                model_name="nightly-model", notify=hook.url, **changes)
+        return execute(prepare(request))
+
+    try:
+        first = search("monday")
+        assert first.registered.champion and first.registered.decision == "no champion yet"
+        # An unreachable margin: the second search's model is kept as challenger only.
+        second = search("tuesday", warm_start="latest",
+                        promotion=PromotionPolicy(margin=1.0))
+    finally:
+        hook.close()
+
+    client = MlflowClient(uri)
+    def version(alias: str) -> str:
+        return str(client.get_model_version_by_alias("nightly-model", alias).version)
+
+    assert version(CHAMPION_ALIAS) == first.registered.version
+    assert version(CHALLENGER_ALIAS) == second.registered.version
+    assert not second.registered.champion
+    assert second.registered.uri == f"models:/nightly-model/{second.registered.version}"
+    parent = client.get_run(second.run_url.rsplit("/", 1)[-1])
+    assert parent.data.tags[TAG_CHAMPION_DECISION] == "kept"
+    assert "not better by more than the margin 1" in parent.data.tags[TAG_CHAMPION_REASON]
+    assert {"champion.test_accuracy", "challenger.test_accuracy", "mcnemar.p_value"} <= \
+        set(parent.data.metrics)
+    assert parent.data.metrics["challenger.test_accuracy"] == \
+        pytest.approx(second.test_metrics["test_accuracy"])
+
+    # Warm start: the second search's first trial is the first search's best config.
+    assert parent.data.tags[TAG_WARM_START] == "monday"
+    best = first.outcome.best.params
+    opening = min(second.outcome.trials, key=lambda t: t.number).params
+    assert opening["learning_rate"] == pytest.approx(best["learning_rate"])
+    assert opening["dropout"] == pytest.approx(best["dropout"])
+
+    assert [(m["search"], m["status"], m["champion"]["changed"]) for m in hook.received] == \
+        [("monday", "finished", True), ("tuesday", "finished", False)]

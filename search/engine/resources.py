@@ -8,15 +8,16 @@ import math
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray
 
 from search.errors import SettingsError
-from search.settings import SearchSettings
+from search.settings import DEFAULT_STORAGE, SearchSettings
 
 #: Environment for trial workers: TensorFlow's C++ start-up chatter off; and more time
 #: than Tune's default 2 s for a finished trial's thread to end before its worker is
@@ -33,40 +34,79 @@ class TrialResources:
     concurrency: int
 
 
-def plan_resources(settings: SearchSettings, cluster: dict[str, float],
+def plan_resources(settings: SearchSettings, nodes: Sequence[Mapping[str, float]],
                    trials: int | None = None) -> TrialResources:
-    """Split the cluster between trials: one GPU per trial when there are GPUs (or the
-    fraction asked for), else one CPU per concurrent slot.
+    """Split the cluster's nodes between trials: one GPU per trial when there are GPUs
+    (or the fraction asked for), else one CPU per concurrent slot; then as many CPUs per
+    trial as lets that many trials run at once, each on one node.
+
+    Planning per node matters on a cluster of mixed nodes (a CPU head, GPU workers): a
+    trial asking for the cluster's CPUs per GPU could fit on no single node, and would
+    wait for ever.
 
     Raises:
-        SettingsError: more GPUs per trial than the cluster has.
+        SettingsError: more GPUs per trial than any one node has.
     """
-    total_cpus = int(cluster.get("CPU", 1))
-    total_gpus = cluster.get("GPU", 0.0)
+    most_gpus = max((node.get("GPU", 0.0) for node in nodes), default=0.0)
     gpus = settings.gpus_per_trial
     if gpus is None:
-        gpus = 1.0 if total_gpus >= 1 else 0.0
-    if gpus > total_gpus:
-        raise SettingsError(f"--gpus-per-trial {gpus:g} asks for more GPUs than Ray sees "
-                            f"({total_gpus:g})")
-    slots = math.floor(total_gpus / gpus + 1e-9) if gpus else total_cpus
+        gpus = 1.0 if most_gpus >= 1 else 0.0
+    if gpus > most_gpus:
+        where = "Ray sees" if len(nodes) <= 1 else "any one node of the cluster has"
+        raise SettingsError(f"--gpus-per-trial {gpus:g} asks for more GPUs than {where} "
+                            f"({most_gpus:g})")
+
+    def slots(cpus_per_trial: int) -> int:
+        """Trials that fit at once with this many CPUs each."""
+        fits = 0
+        for node in nodes:
+            by_cpu = math.floor(node.get("CPU", 0.0) / cpus_per_trial + 1e-9)
+            by_gpu = math.floor(node.get("GPU", 0.0) / gpus + 1e-9) if gpus else by_cpu
+            fits += min(by_cpu, by_gpu)
+        return fits
+
+    most = max(1, slots(1))
     trials = trials or settings.trial_budget()
-    concurrency = max(1, min(settings.concurrency or slots, slots, trials))
-    cpus = max(1, total_cpus // concurrency)
+    concurrency = max(1, min(settings.concurrency or most, most, trials))
+    biggest_node = int(max((node.get("CPU", 1.0) for node in nodes), default=1.0))
+    cpus = max([c for c in range(1, biggest_node + 1) if slots(c) >= concurrency],
+               default=1)
     return TrialResources(cpus=cpus, gpus=gpus, concurrency=concurrency)
 
 
-def cluster_resources() -> dict[str, float]:
-    """CPUs and GPUs of the Ray instance this process is connected to."""
-    return dict(ray.cluster_resources())
+def cluster_nodes() -> list[dict[str, float]]:
+    """The CPUs and GPUs of each live node of the Ray instance this process is on."""
+    return [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
+
+
+def cluster_address(settings: SearchSettings) -> str | None:
+    """The Ray cluster to join: ``--ray-address``, else RAY_ADDRESS (what ``ray job
+    submit`` sets for the job's driver); None starts a local instance."""
+    return settings.ray_address or os.environ.get("RAY_ADDRESS") or None
+
+
+def check_storage(settings: SearchSettings, nodes: Sequence[Mapping[str, float]]) -> None:
+    """On a cluster of several nodes every node writes checkpoints, and the driver reads
+    them back: the default folder on the driver's own disk cannot serve that.
+
+    Raises:
+        SettingsError: several nodes and the default local storage.
+    """
+    if len(nodes) > 1 and Path(str(settings.storage)) == DEFAULT_STORAGE:
+        raise SettingsError(
+            f"this Ray cluster has {len(nodes)} nodes, so trials need storage they all "
+            f"reach: give --storage s3://bucket/path, gs://bucket/path, or a folder every "
+            f"node mounts (not the default ./{DEFAULT_STORAGE} on this machine's disk)")
 
 
 @contextmanager
 def ray_session(settings: SearchSettings, *, verbose: bool) -> Iterator[None]:
-    """Use the Ray instance already running in this process, or start one for the search.
+    """Use the Ray instance already running in this process, join the cluster the
+    settings or RAY_ADDRESS name, or start a local instance for the search.
 
     Raises:
-        SettingsError: Ray cannot be started or reached.
+        SettingsError: Ray cannot be started or reached, or ``--cpus`` is given for a
+            cluster (its nodes say what they have).
     """
     if ray.is_initialized():
         yield
@@ -78,16 +118,24 @@ def ray_session(settings: SearchSettings, *, verbose: bool) -> Iterator[None]:
         "logging_level": logging.INFO if verbose else logging.ERROR,
         "runtime_env": {"env_vars": _WORKER_ENV},
     }
-    if settings.ray_address:
-        options["address"] = settings.ray_address
+    address = cluster_address(settings)
+    if address:
+        if settings.cpus:
+            raise SettingsError(f"--cpus sizes a local Ray instance; the cluster at "
+                                f"{address} has the CPUs its nodes have")
+        options["address"] = address
     else:
-        options["num_cpus"] = settings.cpus or os.cpu_count() or 1
+        # "local": a new instance of our own, even where `ray start` left a cluster that
+        # ray.init() would otherwise join.
+        options["address"] = "local"
+        if settings.cpus:  # else Ray counts the CPUs itself, within a container's limit
+            options["num_cpus"] = settings.cpus
     # ray.init installs SIGTERM handlers that exit the process; the caller's own stay.
     handlers = _signal_handlers()
     try:
         ray.init(**options)
     except (ConnectionError, ray.exceptions.RayError, ValueError) as exc:
-        raise SettingsError(f"cannot start or reach Ray ({settings.ray_address or 'local'}): "
+        raise SettingsError(f"cannot start or reach Ray ({address or 'local'}): "
                             f"{exc}") from exc
     finally:
         _restore(handlers)

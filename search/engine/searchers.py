@@ -22,6 +22,7 @@ import os
 import tempfile
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
@@ -52,28 +53,38 @@ ARCHITECTURE_CONSTRAINT = "architecture"
 def make_search_algorithm(space: SearchSpace, settings: SearchSettings,
                           input_shape: tuple[int, ...], num_classes: int,
                           points: list[dict[str, Any]] | None, concurrency: int,
+                          warm_start: Sequence[dict[str, Any]] = (),
                           ) -> tuple[TrialGenerator, Counter[str]]:
     """The search algorithm Tune runs, and the counter of configs it rejects unseen.
 
-    `points` are a grid search's enumerated configs; otherwise an Optuna sampler proposes.
+    `points` are a grid search's enumerated configs; otherwise an Optuna sampler proposes,
+    starting with the `warm_start` configs (an earlier search's best).
+
+    Raises:
+        SettingsError: a warm start for a search whose configs are fixed up front.
     """
     if points is not None:
+        if warm_start:
+            raise SettingsError(f"--warm-start seeds Optuna's samplers; --algo "
+                                f"{settings.algorithm} fixes its configs up front")
         searcher: Searcher = _PointsSearcher(points)
         rejected: Counter[str] = Counter()
     else:
-        feasible = feasible_optuna_searcher(space, settings, input_shape, num_classes)
+        feasible = feasible_optuna_searcher(space, settings, input_shape, num_classes,
+                                            warm_start)
         searcher, rejected = feasible, feasible.rejected
     limited = ConcurrencyLimiter(searcher, max_concurrent=concurrency)
     return TrialGenerator(limited, settings.name), rejected
 
 
 def feasible_optuna_searcher(space: SearchSpace, settings: SearchSettings,
-                             input_shape: tuple[int, ...], num_classes: int) -> Searcher:
+                             input_shape: tuple[int, ...], num_classes: int,
+                             warm_start: Sequence[dict[str, Any]] = ()) -> Searcher:
     """The algorithm's Optuna sampler behind Tune's `OptunaSearch`, proposing only configs
-    that can be trained on this data (see `_FeasibleSearcher`)."""
+    that can be trained on this data (see `_FeasibleSearcher`), `warm_start` first."""
     constrained = settings.algorithm in CONSTRAINED_ALGORITHMS
     inner = _optuna_searcher(space, settings, _Proposal(space, input_shape, num_classes,
-                                                        constrained))
+                                                        constrained), warm_start)
     return _FeasibleSearcher(inner, space, input_shape, num_classes, constrained)
 
 
@@ -123,13 +134,15 @@ class TrialGenerator(SearchGenerator):
 
 
 def _optuna_searcher(space: SearchSpace, settings: SearchSettings, proposal: Any,
-                     ) -> OptunaSearch:
+                     warm_start: Sequence[dict[str, Any]] = ()) -> OptunaSearch:
     metrics = [OBJECTIVES[name].metric for name in space.objectives]
     modes = [OBJECTIVES[name].mode for name in space.objectives]
     if len(metrics) == 1:  # a single metric keeps Optuna's per-epoch reports
         metrics, modes = metrics[0], modes[0]
+    # Optuna enqueues these: the proposal's first questions get their values.
     return OptunaSearch(space=proposal, metric=metrics, mode=modes,
-                        sampler=make_sampler(settings.algorithm, settings.seed, space))
+                        sampler=make_sampler(settings.algorithm, settings.seed, space),
+                        points_to_evaluate=[dict(p) for p in warm_start] or None)
 
 
 class _Proposal:

@@ -31,7 +31,12 @@ from search.data import Dataset
 from search.engine.callbacks import TrialEvents
 from search.engine.control import SearchControl, controlling
 from search.engine.experiment import experiment_path, saved_trial_count, storage_uri
-from search.engine.resources import cluster_resources, plan_resources, ray_session
+from search.engine.resources import (
+    check_storage,
+    cluster_nodes,
+    plan_resources,
+    ray_session,
+)
 from search.engine.searchers import make_search_algorithm, rejected_configs
 from search.engine.signals import graceful_stop
 from search.engine.stopping import SearchStopper, make_scheduler
@@ -56,9 +61,11 @@ _QUIET_TUNE_ENV = {"RAY_AIR_NEW_OUTPUT": "0",
 
 def run_search(space: SearchSpace, data: Dataset, settings: SearchSettings,
                observers: Sequence[SearchObserver] = (), *, resume: bool = False,
-               verbose: bool = False) -> SearchOutcome:
+               verbose: bool = False, warm_start: Sequence[dict[str, Any]] = (),
+               ) -> SearchOutcome:
     """Run the search's trials over `space` on `data` and return the best; with `resume`,
     continue the search of this name that an earlier driver left in `settings.storage`.
+    A new search tries the `warm_start` configs first.
 
     Configs whose model cannot take the data (or exceeds the space's ``max_params``) never
     start: they are rejected when sampled, told to the search algorithm as the worst
@@ -93,7 +100,9 @@ def run_search(space: SearchSpace, data: Dataset, settings: SearchSettings,
     control = SearchControl(settings=settings, observers=list(observers), budget=budget,
                             restoring=saved_trial_count(settings) if resume else 0)
     with ray_session(settings, verbose=verbose), controlling(control), graceful_stop(control):
-        resources = plan_resources(settings, cluster_resources(), budget)
+        nodes = cluster_nodes()
+        check_storage(settings, nodes)
+        resources = plan_resources(settings, nodes, budget)
         control.concurrency = resources.concurrency
         logger.info("%s trials; each gets %s CPU(s), %s GPU(s); %s at a time", budget,
                     resources.cpus, resources.gpus, resources.concurrency)
@@ -106,7 +115,7 @@ def run_search(space: SearchSpace, data: Dataset, settings: SearchSettings,
         else:
             search_alg, _ = make_search_algorithm(space, settings, data.input_shape,
                                                   data.num_classes, points,
-                                                  control.concurrency)
+                                                  control.concurrency, warm_start)
             tuner = _new_tuner(trainable, search_alg, settings, space, verbose)
         try:
             tuner.fit()

@@ -18,6 +18,7 @@ which of its models are smallest and largest.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -244,3 +245,54 @@ class ReplaySuggester:
     def suggest_int(self, name: str, low: int, high: int, *, step: int = 1,
                     log: bool = False) -> int:
         return self.values[name]
+
+
+class _RecordedSuggester:
+    """Answers the walk's questions from a past trial's logged params (MLflow keeps them
+    as text), refusing any value this space would not propose."""
+
+    def __init__(self, recorded: Mapping[str, str]) -> None:
+        self.recorded = recorded
+        self.asked: dict[str, Any] = {}
+
+    def _value(self, name: str) -> Any:
+        text = self.recorded[name]
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text  # a string choice is logged as it is
+
+    def suggest_categorical(self, name: str, choices: list[Any]) -> Any:
+        text = self.recorded[name]
+        for choice in choices:
+            if choice == self._value(name) or str(choice) == text:
+                self.asked[name] = choice
+                return choice
+        raise ValueError(f"{name}: {text} is not among {choices}")
+
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False
+                      ) -> float:
+        value = float(self._value(name))
+        if not low <= value <= high:
+            raise ValueError(f"{name}: {value} is outside [{low}, {high}]")
+        self.asked[name] = value
+        return value
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1,
+                    log: bool = False) -> int:
+        value = self._value(name)
+        if not isinstance(value, int) or not low <= value <= high or (value - low) % step:
+            raise ValueError(f"{name}: {value} is not an int in [{low}, {high}] step {step}")
+        self.asked[name] = value
+        return value
+
+
+def recorded_params(space: SearchSpace, recorded: Mapping[str, str]) -> dict[str, Any] | None:
+    """The values a past trial (params as MLflow logged them) gave this space's searched
+    knobs, as a sampler would propose them; None if the space no longer allows them."""
+    suggester = _RecordedSuggester(recorded)
+    try:
+        suggest_params(space, suggester)
+    except (KeyError, ValueError, TypeError):
+        return None
+    return suggester.asked

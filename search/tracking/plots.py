@@ -18,12 +18,15 @@ from search.space import SearchSpace
 from search.space.distributions import Distribution, IntRange, LogUniform, Uniform
 
 
-def pareto_figure(trials: Sequence[TrialResult], objectives: Sequence[str]) -> Any:
-    """A matplotlib Figure of the trials' objective values, Pareto front highlighted."""
+def pareto_figures(trials: Sequence[TrialResult], objectives: Sequence[str],
+                   ) -> dict[str, Any]:
+    """The trials' objective values, Pareto front highlighted, by file name: a matplotlib
+    figure and a plotly page (hovering a point names its trial)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only; never a window
     import optuna
+    from optuna.visualization import plot_pareto_front as pareto_page
     from optuna.visualization.matplotlib import plot_pareto_front
 
     directions = ["maximize" if OBJECTIVES[n].mode == "max" else "minimize"
@@ -37,9 +40,10 @@ def pareto_figure(trials: Sequence[TrialResult], objectives: Sequence[str]) -> A
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         axes = plot_pareto_front(study, target_names=list(objectives))
+        page = pareto_page(study, target_names=list(objectives))
     figure = axes.figure
     figure.set_size_inches(7, 5)
-    return figure
+    return {"pareto_front.png": figure, "pareto_front.html": page}
 
 
 def search_study(trials: Sequence[TrialResult], space: SearchSpace) -> Any:
@@ -76,30 +80,37 @@ def _optuna_distribution(distribution: Distribution) -> Any:
     return CategoricalDistribution(list(distribution.extremes()))
 
 
+#: Optuna plots drawn for every search: PNG (matplotlib) for a glance, and HTML (plotly)
+#: where hovering and brushing help: which trial a point is, filtering parallel axes.
+STUDY_PLOTS = {"optimization_history": True, "parallel_coordinate": True,
+               "param_importances": False}
+
+
 def study_figures(study: Any) -> dict[str, Any]:
     """Optuna's optimisation history, parallel coordinates and parameter importances of
-    the study, by file name; a plot the study cannot support (too few trials, nothing
-    searched) is left out."""
+    the study, by file name (``.png`` matplotlib figures, ``.html`` plotly ones); a plot
+    the study cannot support (too few trials, nothing searched) is left out."""
     import matplotlib
 
     matplotlib.use("Agg")
+    from optuna import visualization
     from optuna.visualization import matplotlib as optuna_plots
 
-    plots = {"optimization_history.png": optuna_plots.plot_optimization_history,
-             "parallel_coordinate.png": optuna_plots.plot_parallel_coordinate,
-             "param_importances.png": optuna_plots.plot_param_importances}
     figures = {}
-    for name, plot in plots.items():
+    for name, interactive in STUDY_PLOTS.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Optuna flags these plots experimental
             try:
-                axes = plot(study)
+                axes = getattr(optuna_plots, f"plot_{name}")(study)
+                page = getattr(visualization, f"plot_{name}")(study) if interactive else None
             except (ValueError, RuntimeError, ZeroDivisionError):
                 continue  # e.g. importances need two trials that differ
         figure = _figure_of(axes)
         figure.set_size_inches(9, 5.5)
         figure.tight_layout()
-        figures[name] = figure
+        figures[f"{name}.png"] = figure
+        if page is not None:
+            figures[f"{name}.html"] = page
     return figures
 
 

@@ -13,6 +13,7 @@ MLflow errors become `TrackingError` here.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -42,8 +43,9 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from search.champion import ChampionDecision
 from search.data import Dataset
-from search.errors import TrackingError
+from search.errors import SettingsError, TrackingError
 from search.memory import rss_mb
 from search.observers import SearchObserver, SearchOutcome, TrialResult
 from search.settings import SearchSettings
@@ -57,6 +59,13 @@ ARTIFACT_DIR_NAME = "mlartifacts"
 DEFAULT_EXPERIMENT = "convsearch"
 #: Registry alias that always points at the best model of the latest search.
 CHAMPION_ALIAS = "champion"
+#: Parent-run tags of the champion/challenger decision: promoted or kept, why, and the
+#: champion's version before it.
+TAG_CHAMPION_DECISION = "convsearch.champion.decision"
+TAG_CHAMPION_REASON = "convsearch.champion.reason"
+TAG_CHAMPION_BEFORE = "convsearch.champion.previous_version"
+#: Alias of the newest search's best model, whether or not it became champion.
+CHALLENGER_ALIAS = "challenger"
 #: Artifact path of a trial's best checkpoint, and of the best model in the parent run.
 CHECKPOINT_ARTIFACT = "checkpoint"
 #: The parent run's folder of figures, and its summary.
@@ -70,6 +79,12 @@ TAG_SEARCH = "convsearch.search"
 TAG_ROLE = "convsearch.role"
 TAG_TRIAL_ID = "convsearch.trial_id"
 TAG_STATUS = "convsearch.status"
+#: Digest of the knobs a search searches (`space_digest`), so later searches of the same
+#: space can find it; and the earlier search a warm-started one began from.
+TAG_SPACE_DIGEST = "convsearch.space_digest"
+TAG_WARM_START = "convsearch.warm_start"
+#: How many of an earlier search's best configs a warm start tries first.
+WARM_START_CONFIGS = 3
 TAG_ERROR = "convsearch.error"
 TAG_TRIAL_NUMBER = "convsearch.trial_number"
 #: On the parent run: the best trial's id and its child run.
@@ -104,7 +119,10 @@ class RegisteredModel:
 
     name: str
     version: str
-    uri: str  # models:/<name>@champion
+    uri: str  # models:/<name>@champion, or models:/<name>/<version> if it is not champion
+    #: Whether this version took the champion alias; and why (or why not).
+    champion: bool = True
+    decision: str = ""
 
 
 class SearchTracker(SearchObserver):
@@ -166,6 +184,7 @@ class SearchTracker(SearchObserver):
                 run_id = self.client.create_run(
                     self.experiment_id, run_name=settings.name,
                     tags={TAG_SEARCH: settings.name, TAG_ROLE: "search",
+                          TAG_SPACE_DIGEST: space_digest(space),
                           "mlflow.note.content": space.description}).info.run_id
                 params = {f"settings.{k}": v for k, v in settings.to_params().items()}
                 params.update({f"space.{name}": _describe_knob(space, name)
@@ -184,10 +203,12 @@ class SearchTracker(SearchObserver):
 
     def finish_search(self, outcome: SearchOutcome, space: SearchSpace,
                       test_metrics: dict[str, float], model: Any, example_images: np.ndarray,
-                      model_name: str) -> RegisteredModel:
+                      model_name: str, decision: ChampionDecision | None = None,
+                      ) -> RegisteredModel:
         """Log the search's result on the parent run (best trial, test metrics, skipped
         configs, and the Pareto front of a multi-objective search), log and register the
-        best model, point the ``champion`` alias at it, and close the parent run."""
+        best model as ``challenger``, point ``champion`` at it if `decision` says so (no
+        decision: it does), log the decision and its figures, and close the parent run."""
         run_id = self._require_parent()
         best = outcome.best
         with _mlflow_errors("cannot record the search's result in MLflow"):
@@ -207,7 +228,8 @@ class SearchTracker(SearchObserver):
             ])
             if outcome.pareto:
                 self._log_pareto_front(run_id, outcome, space)
-            registered = self._log_model(run_id, model, example_images, model_name)
+            registered = self._log_model(run_id, model, example_images, model_name,
+                                         decision)
             # A trial whose end could not be recorded (the store was down too long) is
             # over all the same: its run must not stay RUNNING.
             self._close_open_trials(UNRECORDED)
@@ -248,9 +270,10 @@ class SearchTracker(SearchObserver):
                 for name, value in by_class.items() if value == value])
 
     def log_figures(self, figures: dict[str, Any], folder: str) -> None:
-        """Log matplotlib figures (by file name) on the parent run under `folder`, and
-        close them."""
+        """Log figures (by file name: matplotlib for ``.png``, plotly for ``.html``) on the
+        parent run under `folder`, and close the matplotlib ones."""
         import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
 
         run_id = self._require_parent()
         try:
@@ -259,7 +282,8 @@ class SearchTracker(SearchObserver):
                     self.client.log_figure(run_id, figure, f"{folder}/{name}")
         finally:
             for figure in figures.values():
-                plt.close(figure)
+                if isinstance(figure, Figure):
+                    plt.close(figure)
 
     def _learning_curves(self, trials: Sequence[TrialResult], top: int = 5,
                          ) -> dict[str, list[tuple[int, float]]]:
@@ -280,7 +304,7 @@ class SearchTracker(SearchObserver):
     def _log_pareto_front(self, run_id: str, outcome: SearchOutcome,
                           space: SearchSpace) -> None:
         from search.objectives import OBJECTIVES
-        from search.tracking.plots import pareto_figure
+        from search.tracking.plots import pareto_figures
 
         rows: dict[str, list[Any]] = {"trial_id": [], "run_id": []}
         for name in space.objectives:
@@ -291,8 +315,7 @@ class SearchTracker(SearchObserver):
             for name in space.objectives:
                 rows[name].append(trial.values[OBJECTIVES[name].metric])
         self.client.log_table(run_id, data=rows, artifact_file="pareto_front.json")
-        figure = pareto_figure(outcome.trials, space.objectives)
-        self.client.log_figure(run_id, figure, "pareto_front.png")
+        self.log_figures(pareto_figures(outcome.trials, space.objectives), PLOTS_DIR)
         self.client.set_tag(run_id, "convsearch.pareto_front", ",".join(rows["trial_id"]))
 
     def note_budget(self, trials: int, extended_from: int | None = None) -> None:
@@ -432,6 +455,59 @@ class SearchTracker(SearchObserver):
             self.client.set_terminated(run_id, status="KILLED")
         self._open_trials.clear()
 
+    def warm_start_configs(self, reference: str, space: SearchSpace,
+                           ) -> tuple[str, list[dict[str, Any]]]:
+        """The earlier search `reference` names (or the latest one of the same space in
+        this experiment), and its best completed trials' configs that this space still
+        allows, best first; recorded on the parent run.
+
+        Raises:
+            SettingsError: no such search, one of another space, or no usable trial.
+            TrackingError: MLflow cannot be read.
+        """
+        from search.space.sampling import recorded_params
+
+        digest = space_digest(space)
+        with _mlflow_errors("cannot read the earlier searches for --warm-start"):
+            if reference == "latest":
+                found = [r for r in self.client.search_runs(
+                    [self.experiment_id], f"tags.`{TAG_ROLE}` = 'search' and "
+                    f"tags.`{TAG_SPACE_DIGEST}` = '{digest}'",
+                    order_by=["attributes.start_time DESC"], max_results=5)
+                    if r.info.run_id != self.parent_run_id]
+                if not found:
+                    raise SettingsError("--warm-start latest: no earlier search of this "
+                                        "space in this experiment")
+            else:
+                found = self._find_runs(f"tags.`{TAG_SEARCH}` = '{reference}' and "
+                                        f"tags.`{TAG_ROLE}` = 'search'")
+                if not found:
+                    raise SettingsError(f"--warm-start {reference}: no search of that name "
+                                        "in this experiment")
+                if found[0].data.tags.get(TAG_SPACE_DIGEST) != digest:
+                    raise SettingsError(f"--warm-start {reference}: that search searched "
+                                        "other knobs or ranges than this space")
+            source = found[0]
+            trials = self.client.search_runs(
+                [self.experiment_id], f"tags.`mlflow.parentRunId` = "
+                f"'{source.info.run_id}' and tags.`{TAG_STATUS}` = 'completed'",
+                order_by=["metrics.best_val_accuracy DESC"], max_results=50)
+            configs: list[dict[str, Any]] = []
+            for trial in trials:
+                params = recorded_params(space, trial.data.params)
+                if params is not None and params not in configs:
+                    configs.append(params)
+            name = source.data.tags.get(TAG_SEARCH, source.info.run_id)
+            if not configs:
+                raise SettingsError(f"--warm-start: search {name!r} has no completed trial "
+                                    "whose config this space allows")
+        return name, configs[:WARM_START_CONFIGS]
+
+    def note_warm_start(self, source: str) -> None:
+        """Record on the parent run which earlier search this one started from."""
+        with _mlflow_errors("cannot record the warm start in MLflow"):
+            self.client.set_tag(self._require_parent(), TAG_WARM_START, source)
+
     def _find_runs(self, filter_string: str) -> list:
         return list(self.client.search_runs([self.experiment_id], filter_string=filter_string,
                                             max_results=2))
@@ -446,8 +522,52 @@ class SearchTracker(SearchObserver):
             raise RuntimeError("start_search() must be called before trial events")
         return self.parent_run_id
 
+    def champion(self, model_name: str) -> tuple[str, Any] | None:
+        """The registered champion's version and Keras model (loaded in safe mode; None if
+        it cannot be loaded), or None when `model_name` has no champion yet.
+
+        Raises:
+            TrackingError: the registry cannot be read or the model downloaded.
+        """
+        import keras
+
+        with _mlflow_errors(f"cannot read the champion of {model_name!r}"):
+            try:
+                version = str(self.client.get_model_version_by_alias(
+                    model_name, CHAMPION_ALIAS).version)
+            except MlflowException as exc:
+                if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                    return None
+                raise
+            with using_tracking_store(self.tracking_uri), \
+                    tempfile.TemporaryDirectory(prefix="convsearch-champion-") as folder:
+                local = Path(mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"models:/{model_name}/{version}", dst_path=folder))
+                files = sorted(local.rglob("*.keras"))
+                try:
+                    return version, keras.saving.load_model(files[0], safe_mode=True)
+                except (IndexError, OSError, ValueError, TypeError):
+                    logger.warning("champion %s of %s cannot be loaded", version, model_name,
+                                   exc_info=True)
+                    return version, None
+
+    def _log_decision(self, run_id: str, decision: ChampionDecision) -> None:
+        figures = {"champion.test_accuracy": decision.champion_accuracy,
+                   "challenger.test_accuracy": decision.challenger_accuracy,
+                   "mcnemar.p_value": decision.p_value,
+                   "mcnemar.champion_only": decision.champion_only,
+                   "mcnemar.challenger_only": decision.challenger_only}
+        now = _now_ms()
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0)
+                                               for k, v in figures.items() if v is not None])
+        self.client.set_tag(run_id, TAG_CHAMPION_DECISION,
+                            "promoted" if decision.promote else "kept")
+        self.client.set_tag(run_id, TAG_CHAMPION_REASON, decision.reason)
+        if decision.champion_version:
+            self.client.set_tag(run_id, TAG_CHAMPION_BEFORE, decision.champion_version)
+
     def _log_model(self, run_id: str, model: Any, example_images: np.ndarray,
-                   model_name: str) -> RegisteredModel:
+                   model_name: str, decision: ChampionDecision | None) -> RegisteredModel:
         from mlflow.models import infer_signature
 
         example = example_images.astype("float32")
@@ -469,9 +589,17 @@ class SearchTracker(SearchObserver):
                 registered_model_name=model_name,
                 pip_requirements=_model_requirements(), await_registration_for=60)
         version = str(info.registered_model_version)
-        self.client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version)
-        return RegisteredModel(name=model_name, version=version,
-                               uri=f"models:/{model_name}@{CHAMPION_ALIAS}")
+        self.client.set_registered_model_alias(model_name, CHALLENGER_ALIAS, version)
+        promote = decision is None or decision.promote
+        if decision is not None:
+            self._log_decision(run_id, decision)
+        if promote:
+            self.client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version)
+        return RegisteredModel(
+            name=model_name, version=version, champion=promote,
+            decision=decision.reason if decision is not None else "",
+            uri=f"models:/{model_name}@{CHAMPION_ALIAS}" if promote
+            else f"models:/{model_name}/{version}")
 
 
 @contextmanager
@@ -540,6 +668,14 @@ def _describe_knob(space: SearchSpace, name: str) -> str:
     when = f" when {' and '.join(map(str, conditions))}" if conditions else ""
     optional = " (optional: off or on)" if name in space.optional else ""
     return f"{space.distributions[name]}{optional}{when}"
+
+
+def space_digest(space: SearchSpace) -> str:
+    """Names the knobs a space searches and their ranges (not comments or fixed values):
+    searches with the same digest can share what they learned."""
+    text = "\n".join(f"{name}: {distribution}"
+                     for name, distribution in space.searched().items())
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _param_value(value: Any) -> str:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from search.engine.resources import plan_resources
+from search.engine.resources import (
+    check_storage,
+    cluster_address,
+    plan_resources,
+    ray_session,
+)
 from search.errors import SettingsError
 from search.settings import SearchSettings
 
@@ -20,11 +25,62 @@ from search.settings import SearchSettings
     ({"gpus_per_trial": 0}, {"CPU": 8, "GPU": 1}, (1, 0.0, 8)),
 ])
 def test_plan_resources(settings, cluster, expected):
-    plan = plan_resources(SearchSettings(**settings), cluster)
+    plan = plan_resources(SearchSettings(**settings), [cluster])
     assert (plan.cpus, plan.gpus, plan.concurrency) == expected
 
 
 def test_more_gpus_than_the_cluster_has_is_a_settings_error():
     with pytest.raises(SettingsError, match=r"--gpus-per-trial 1 asks for more GPUs than "
                                             r"Ray sees \(0\)"):
-        plan_resources(SearchSettings(gpus_per_trial=1), {"CPU": 2})
+        plan_resources(SearchSettings(gpus_per_trial=1), [{"CPU": 2}])
+
+
+HEAD = {"CPU": 4}
+GPU_WORKER = {"CPU": 8, "GPU": 1}
+
+
+@pytest.mark.parametrize(("settings", "nodes", "expected"), [
+    # A CPU head and two one-GPU workers: a trial per GPU, with its worker's CPUs (not
+    # the cluster's 20 CPUs per 2 GPUs, which no node has).
+    ({}, [HEAD, GPU_WORKER, GPU_WORKER], (8, 1.0, 2)),
+    ({"gpus_per_trial": 0.5}, [HEAD, GPU_WORKER, GPU_WORKER], (4, 0.5, 4)),
+    # CPU trials spread over all nodes; fewer trials get more CPUs, each on one node.
+    ({"gpus_per_trial": 0}, [HEAD, GPU_WORKER], (1, 0.0, 12)),
+    ({"gpus_per_trial": 0, "concurrency": 3}, [HEAD, GPU_WORKER], (4, 0.0, 3)),
+    ({"gpus_per_trial": 0, "concurrency": 1}, [HEAD, GPU_WORKER], (8, 0.0, 1)),
+])
+def test_plan_resources_per_node_of_a_mixed_cluster(settings, nodes, expected):
+    plan = plan_resources(SearchSettings(**settings), nodes)
+    assert (plan.cpus, plan.gpus, plan.concurrency) == expected
+    fits = sum(min(n["CPU"] // plan.cpus,
+                   n.get("GPU", 0) // plan.gpus if plan.gpus else n["CPU"]) for n in nodes)
+    assert fits >= plan.concurrency  # every planned trial fits on some node
+
+
+def test_a_gpu_per_trial_must_fit_on_one_node():
+    with pytest.raises(SettingsError, match=r"more GPUs than any one node of the cluster "
+                                            r"has \(1\)"):
+        plan_resources(SearchSettings(gpus_per_trial=2), [HEAD, GPU_WORKER, GPU_WORKER])
+
+
+def test_several_nodes_need_storage_they_all_reach(tmp_path):
+    nodes = [HEAD, GPU_WORKER]
+    with pytest.raises(SettingsError, match=r"has 2 nodes, so trials need storage they all "
+                                            r"reach: give --storage s3://"):
+        check_storage(SearchSettings(), nodes)
+    check_storage(SearchSettings(storage="s3://bucket/searches"), nodes)
+    check_storage(SearchSettings(storage=tmp_path / "shared"), nodes)  # a shared mount
+    check_storage(SearchSettings(), [HEAD])  # one machine: its own disk is fine
+
+
+def test_joining_a_cluster_follows_ray_address(monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert cluster_address(SearchSettings()) is None
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")  # as `ray job submit` sets it
+    assert cluster_address(SearchSettings()) == "127.0.0.1:6379"
+    assert cluster_address(SearchSettings(ray_address="ray://head:10001")) == \
+        "ray://head:10001"
+    with (pytest.raises(SettingsError, match=r"--cpus sizes a local Ray instance; the "
+                                             r"cluster at 127.0.0.1:6379"),
+          ray_session(SearchSettings(cpus=2), verbose=False)):
+        pass

@@ -4,11 +4,14 @@ again (same port, same store) to play a tracking server that goes away."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -73,3 +76,57 @@ def mlflow_server(tmp_path):
         yield server
     finally:
         server.stop()
+
+
+#: Set by .ci/run, which installs PostgreSQL from Debian's packages: there a missing server
+#: fails the PostgreSQL test instead of skipping it.
+REQUIRE_POSTGRES_ENV = "CONVSEARCH_REQUIRE_POSTGRES"
+
+
+def postgres_bindir() -> Path | None:
+    """Where PostgreSQL's server programs are: Debian keeps them off PATH, under
+    /usr/lib/postgresql/<version>/bin (newest first); elsewhere, on PATH."""
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                      key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    if versions:
+        return versions[-1].parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+@pytest.fixture
+def postgres_uri() -> Iterator[str]:
+    """A real PostgreSQL server of its own (a fresh cluster on a free loopback port, fsync
+    off, trust auth) with an empty ``mlflow`` database; its SQLAlchemy URI."""
+    bindir = postgres_bindir()
+    if bindir is None:
+        message = "PostgreSQL's server is not installed (Debian: apt-get install postgresql)"
+        if os.environ.get(REQUIRE_POSTGRES_ENV):
+            pytest.fail(message)
+        pytest.skip(message)
+    # PostgreSQL refuses to run as root: as root, run it as Debian's postgres user, in a
+    # folder that user owns (pytest's tmp_path is root's alone).
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    folder = Path(tempfile.mkdtemp(prefix="convsearch-pg-"))
+    if as_user:
+        shutil.chown(folder, "postgres")
+    data, port = folder / "data", free_port()
+
+    def run(program: str, *args: str) -> None:
+        done = subprocess.run([*as_user, str(bindir / program), *args], capture_output=True,
+                              text=True, timeout=120)
+        if done.returncode != 0:
+            pytest.fail(f"{program} failed: {done.stdout}{done.stderr}")
+
+    try:
+        run("initdb", "-D", str(data), "-U", "convsearch", "-A", "trust", "-E", "UTF8",
+            "--no-sync")
+        run("pg_ctl", "-D", str(data), "-l", str(folder / "server.log"), "-w", "-o",
+            f"-h 127.0.0.1 -p {port} -k {folder} -F", "start")
+        try:
+            run("createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "convsearch", "mlflow")
+            yield f"postgresql://convsearch@127.0.0.1:{port}/mlflow"
+        finally:
+            run("pg_ctl", "-D", str(data), "-m", "immediate", "stop")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

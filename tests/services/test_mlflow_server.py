@@ -20,10 +20,25 @@ SPACE = ("learning_rate: {loguniform: [3.0e-3, 1.0e-2]}\nconv_blocks: 1\nfilters
          "dense_units: 8\n")
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def tracking_server(request, tmp_path):
+    """The tracking service on its default SQLite store, and on a real PostgreSQL."""
+    options = ()
+    if request.param == "postgresql":
+        options = ("--backend-store-uri", request.getfixturevalue("postgres_uri"))
+    server = MlflowServer(tmp_path, *options)
+    server.backend = options[-1] if options else None
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.mark.slow
-def test_a_search_recorded_through_the_tracking_server(mlflow_server, small_digits,
+def test_a_search_recorded_through_the_tracking_server(tracking_server, small_digits,
                                                        write_space, tmp_path):
-    url = mlflow_server.url
+    url = tracking_server.url
     settings = SearchSettings(name="via-server", trials=2, max_epochs=2, cpus=2,
                               storage=tmp_path / "ray")
     prepared = prepare(SearchRequest(space=str(write_space(SPACE)),
@@ -52,6 +67,12 @@ def test_a_search_recorded_through_the_tracking_server(mlflow_server, small_digi
     assert np.asarray(probabilities).shape == (2, 10)
     assert report.outcome.best.trial_id in {c.data.tags["convsearch.trial_id"]
                                             for c in children}
+    if tracking_server.backend:  # the runs really are in PostgreSQL
+        import psycopg
+
+        with psycopg.connect(tracking_server.backend) as connection:
+            (count,) = connection.execute("SELECT count(*) FROM runs").fetchone()
+        assert count == 3
 
 
 def test_auth_needs_an_admin_password_of_ones_own(tmp_path):

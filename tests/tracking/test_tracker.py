@@ -233,7 +233,10 @@ def test_the_parent_run_shows_plots_a_summary_and_per_class_accuracy(tracker, tr
     plots = {a.path.split("/")[-1] for a in client.list_artifacts(run_id, PLOTS_DIR)}
     assert plots == {"optimization_history.png", "parallel_coordinate.png",
                      "param_importances.png", "learning_curves.png", "confusion_matrix.png",
-                     "per_class_accuracy.png"}
+                     "per_class_accuracy.png",
+                     "optimization_history.html", "parallel_coordinate.html"}
+    page = Path(client.download_artifacts(run_id, f"{PLOTS_DIR}/parallel_coordinate.html"))
+    assert "plotly" in page.read_text()[:5000].lower()  # an interactive page, not a picture
     metrics = client.get_run(run_id).data.metrics
     assert metrics["test_accuracy.zero"] == pytest.approx(0.5)
     assert metrics["test_accuracy.one"] == 1.0

@@ -1,0 +1,148 @@
+"""``python -m services.submit``: a search as a Ray Job on a real Ray head (``ray start
+--head`` on loopback, token auth on as Ray 2.60 has it by default), followed, stopped
+mid-search, and resumed through the Jobs API."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from search.engine.jobs import JobSpec, jobs_address
+from search.tracking.tracker import TAG_STATUS
+from search.trial.faults import FAULTS_ENV
+from services.submit import parse_args
+from tests.conftest import REPO
+from tests.services.conftest import free_port
+
+TINY = ("--data-limit", "300", "--max-epochs", "2", "--scheduler", "none",
+        "--concurrency", "1")
+
+
+@dataclass
+class RayHead:
+    jobs: str  # the Jobs API's address
+    env: dict[str, str]  # what a client needs: the token
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    """A one-node Ray cluster of its own (own temp dir, so no other test's ray.init()
+    finds it), its dashboard and Jobs API on loopback, token auth on."""
+    folder = Path(tempfile.mkdtemp(prefix="cs-ray-"))  # short: Ray's socket paths
+    token = folder / "auth_token"
+    token.write_text(secrets.token_hex(16))
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
+           "RAY_USAGE_STATS_ENABLED": "0",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("RAY_ADDRESS", None)
+    dashboard = free_port()
+    head = subprocess.Popen(
+        [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+         "--node-ip-address", "127.0.0.1", "--port", str(free_port()),
+         "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
+         "--num-cpus", "2", "--temp-dir", str(folder / "ray"), "--disable-usage-stats"],
+        env=env, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    jobs = f"http://127.0.0.1:{dashboard}"
+    try:
+        _wait_for_jobs_api(jobs, token.read_text(), head)
+        yield RayHead(jobs=jobs, env=env)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(head.pid, sig)
+                head.wait(timeout=30)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+
+
+def _wait_for_jobs_api(address: str, token: str, head: subprocess.Popen) -> None:
+    request = urllib.request.Request(f"{address}/api/jobs/",
+                                     headers={"Authorization": f"Bearer {token}"})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if head.poll() is not None:
+            pytest.fail(f"ray start --head exited with {head.returncode}")
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (OSError, urllib.error.HTTPError):
+            pass
+        time.sleep(0.5)
+    pytest.fail("the Ray head's Jobs API did not come up in 120 s")
+
+
+def submit(head: RayHead, *search_args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.submit", "--address", head.jobs, "--",
+         *search_args], cwd=REPO, env=head.env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_a_search_runs_as_a_ray_job_and_stops_and_resumes(ray_head, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    where = ("--tracking-uri", uri, "--storage", str(tmp_path / "ray_results"))
+    marker = tmp_path / "asleep"
+    faults = [{"trial": 2, "epoch": 1, "action": "sleep:20", "once": str(marker)}]
+    env_faults = {**ray_head.env, FAULTS_ENV: json.dumps(faults)}
+    job = subprocess.Popen(
+        [sys.executable, "-m", "services.submit", "--address", ray_head.jobs,
+         "--env", FAULTS_ENV, "--", "--trials", "3", "--name", "viajob", *TINY,
+         *where], cwd=REPO, env=env_faults, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    deadline = time.monotonic() + 240
+    while not marker.exists():
+        assert job.poll() is None and time.monotonic() < deadline, job.communicate()
+        time.sleep(0.5)
+    job.send_signal(signal.SIGINT)  # Ctrl+C at the submitting terminal stops the job
+    out, err = job.communicate(timeout=200)
+    assert job.returncode == 143, out + err
+    assert "stopping job" in out and "search viajob stopped by SIGTERM" in out
+    assert "--resume viajob" in out
+
+    client = MlflowClient(uri)
+    (parent,) = client.search_runs(
+        [client.get_experiment_by_name("convsearch").experiment_id],
+        "tags.`convsearch.role` = 'search'")
+    assert parent.info.status == "KILLED"
+
+    resumed = submit(ray_head, "--resume", "viajob", *where)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out + err
+    assert "job " in out and ": SUCCEEDED" in out
+    children = client.search_runs([parent.info.experiment_id],
+                                  f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
+    assert sorted(c.data.tags[TAG_STATUS] for c in children) == ["completed"] * 3
+
+
+def test_bad_search_flags_are_refused_before_anything_is_submitted(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--", "--trials", "many"])
+    assert "--trials: invalid" in capsys.readouterr().err
+
+
+def test_a_job_gives_the_search_time_to_stop_cleanly(monkeypatch):
+    spec = JobSpec(search_args=["--trials", "3", "--name", "x y"], env={"A": "1"})
+    assert spec.entrypoint() == "python -m search.run --trials 3 --name 'x y'"
+    env = spec.runtime_env()["env_vars"]
+    assert int(env["RAY_JOB_STOP_WAIT_TIME_S"]) >= 60 and env["A"] == "1"
+    monkeypatch.delenv("RAY_API_SERVER_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_ADDRESS", "http://head:8265")
+    assert jobs_address() == "http://head:8265"
+    assert jobs_address("http://other:8265") == "http://other:8265"
