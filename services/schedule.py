@@ -36,6 +36,10 @@ import yaml
 #: its running trials and close its MLflow runs (see search.engine.jobs.STOP_GRACE_S).
 TERMINATION_GRACE_S = 150
 DEFAULT_IMAGE = "convsearch-worker:cpu"
+#: What the CronJob's Secret holds: where MLflow is and how to log in. A search submitted
+#: as a Ray Job runs on the cluster, so these travel with it (``services.submit --env``).
+SECRET_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME",
+                    "MLFLOW_TRACKING_PASSWORD")
 DEFAULT_SECRET = "convsearch-mlflow"
 _CRON_VALUE = r"(\d+|[a-zA-Z]{3})"
 _CRON_ITEM = rf"(\*|{_CRON_VALUE}(-{_CRON_VALUE})?)(/\d+)?"
@@ -99,11 +103,14 @@ def search_flags(search: dict[str, Any], path: Path) -> list[str]:
     return flags
 
 
-def command(schedule: dict[str, Any], python: str = "python") -> list[str]:
-    """What runs at each tick: the search itself, or its submission as a Ray Job."""
+def command(schedule: dict[str, Any], python: str = "python",
+            forward: Sequence[str] = ()) -> list[str]:
+    """What runs at each tick: the search itself, or its submission as a Ray Job (which
+    takes the `forward` environment variables along to the search's driver)."""
     if schedule["jobs_address"]:
+        passed = [word for name in forward for word in ("--env", name)]
         return [python, "-m", "services.submit", "--address", schedule["jobs_address"],
-                "--", *schedule["flags"]]
+                *passed, "--", *schedule["flags"]]
     return [python, "-m", "search.run", *schedule["flags"]]
 
 
@@ -119,13 +126,17 @@ def cronjob(schedule: dict[str, Any], name: str, image: str, secret: str,
     """A batch/v1 CronJob: one search at a time (a run still going when the next is due
     makes that one skip), never retried by Kubernetes (a stopped search is resumed, not
     started over), time to stop cleanly on SIGTERM."""
-    metadata: dict[str, Any] = {"name": name, "labels": {"app.kubernetes.io/name": "convsearch",
-                                                         "app.kubernetes.io/component": "search"}}
+    labels = {"app.kubernetes.io/name": "convsearch", "app.kubernetes.io/component": "search"}
+    metadata: dict[str, Any] = {"name": name, "labels": dict(labels)}
     if namespace:
         metadata["namespace"] = namespace
-    container = {"name": "search", "image": image, "command": command(schedule),
-                 "envFrom": [{"secretRef": {"name": secret}}],
-                 "resources": {"requests": {"cpu": "1", "memory": "2Gi"}}}
+    container: dict[str, Any] = {
+        "name": "search", "image": image,
+        "command": command(schedule, forward=SECRET_VARIABLES),
+        "envFrom": [{"secretRef": {"name": secret}}],
+        "resources": {"requests": {"cpu": "1", "memory": "2Gi"}}}
+    if schedule["jobs_address"]:  # the head's Jobs API wants Ray's token (in the Secret)
+        container["env"] = [{"name": "RAY_AUTH_MODE", "value": "token"}]
     return {
         "apiVersion": "batch/v1", "kind": "CronJob", "metadata": metadata,
         "spec": {
@@ -133,7 +144,7 @@ def cronjob(schedule: dict[str, Any], name: str, image: str, secret: str,
             "concurrencyPolicy": "Forbid", "startingDeadlineSeconds": 3600,
             "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 3,
             "jobTemplate": {"spec": {"backoffLimit": 0, "template": {
-                "metadata": {"labels": metadata["labels"]},
+                "metadata": {"labels": dict(labels)},
                 "spec": {"restartPolicy": "Never",
                          "terminationGracePeriodSeconds": TERMINATION_GRACE_S,
                          "containers": [container]}}}},
@@ -157,8 +168,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     job.add_argument("--image", default=DEFAULT_IMAGE,
                      help=f"worker image (default: {DEFAULT_IMAGE}; see docker/)")
     job.add_argument("--secret", default=DEFAULT_SECRET,
-                     help="Secret with MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME, "
-                          f"MLFLOW_TRACKING_PASSWORD (default: {DEFAULT_SECRET})")
+                     help=f"Secret with {', '.join(SECRET_VARIABLES)} (default: "
+                          f"{DEFAULT_SECRET})")
     job.add_argument("--namespace", default=None)
     return parser.parse_args(argv)
 

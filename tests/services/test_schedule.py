@@ -57,9 +57,11 @@ def test_a_cronjob_runs_one_search_at_a_time_with_credentials_from_a_secret(tmp_
     pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["image"] == "registry/convsearch-worker:gpu"
-    assert container["command"] == ["python", "-m", "services.submit", "--address",
-                                    "http://ray-head:8265", "--", "--trials", "8",
-                                    "--storage", "s3://bucket/searches"]
+    assert container["command"] == [
+        "python", "-m", "services.submit", "--address", "http://ray-head:8265",
+        "--env", "MLFLOW_TRACKING_URI", "--env", "MLFLOW_TRACKING_USERNAME",
+        "--env", "MLFLOW_TRACKING_PASSWORD", "--", "--trials", "8",
+        "--storage", "s3://bucket/searches"]
     assert container["envFrom"] == [{"secretRef": {"name": "mlflow"}}]
     assert pod["terminationGracePeriodSeconds"] >= 120 and pod["restartPolicy"] == "Never"
 
