@@ -3,6 +3,8 @@ a real search recorded through it over HTTP."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow
 import numpy as np
 import pytest
@@ -125,3 +127,42 @@ def _space():
     from search.space import parse_space
 
     return parse_space(SPACE)
+
+
+@pytest.mark.slow
+def test_artifacts_go_to_an_s3_compatible_store_through_the_server(tmp_path, monkeypatch):
+    """moto's S3 server (a real S3 API on loopback) as the artifact store: the server holds
+    the keys, the client logging and reading artifacts has none."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from tests.services.conftest import free_port
+
+    port = free_port()
+    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    s3.start()
+    keys = {"AWS_ACCESS_KEY_ID": "server-key", "AWS_SECRET_ACCESS_KEY": "server-secret",
+            "AWS_DEFAULT_REGION": "us-east-1"}
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        bucket = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+                              aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"])
+        bucket.create_bucket(Bucket="mlflow")
+        server = MlflowServer(tmp_path, "--artifacts-destination", "s3://mlflow/artifacts",
+                              env={**keys, "MLFLOW_S3_ENDPOINT_URL": endpoint})
+        server.start()
+        try:
+            for name in (*keys, "MLFLOW_S3_ENDPOINT_URL"):
+                monkeypatch.delenv(name, raising=False)  # the client has no storage keys
+            client = MlflowClient(server.url)
+            run = client.create_run(client.create_experiment("s3"))
+            client.log_text(run.info.run_id, "what a search keeps", "summary.md")
+            local = client.download_artifacts(run.info.run_id, "summary.md", str(tmp_path))
+            assert Path(local).read_text() == "what a search keeps"
+        finally:
+            server.stop()
+        stored = [o["Key"] for o in bucket.list_objects_v2(Bucket="mlflow")["Contents"]]
+        assert any(key.endswith(f"{run.info.run_id}/artifacts/summary.md") for key in stored)
+    finally:
+        s3.stop()
