@@ -4,6 +4,7 @@ MLflow runs closed whatever stops a search."""
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -160,3 +161,42 @@ def test_consecutive_searches_challenge_the_champion_warm_start_and_notify(
 
     assert [(m["search"], m["status"], m["champion"]["changed"]) for m in hook.received] == \
         [("monday", "finished", True), ("tuesday", "finished", False)]
+
+
+@pytest.mark.slow
+def test_a_search_keeps_its_state_in_s3_compatible_storage(write_space, tmp_path,
+                                                           monkeypatch):
+    """--storage s3://... (what a cluster of several nodes needs), on moto's S3 server on
+    loopback: the record, Tune's state and the checkpoints land in the bucket, and the
+    driver reads the best model back from it."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from search.trial.checkpoints import BEST_FILE
+    from tests.services.conftest import free_port
+
+    port = free_port()
+    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    s3.start()
+    try:
+        for name, value in {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
+                            "AWS_DEFAULT_REGION": "us-east-1",
+                            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}.items():
+            monkeypatch.setenv(name, value)  # Ray's workers start with this environment
+        bucket = boto3.client("s3")
+        bucket.create_bucket(Bucket="searches")
+        settings = SearchSettings(name="in-s3", trials=2, max_epochs=2, cpus=2,
+                                  scheduler="none", storage="s3://searches/ray")
+        report = execute(prepare(SearchRequest(
+            space=str(write_space(SPACE.replace("0.01", "{loguniform: [0.003, 0.03]}"))),
+            data=DataRequest(limit=300), settings=settings,
+            tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")))
+        keys = [o["Key"] for o in bucket.list_objects_v2(Bucket="searches")["Contents"]]
+    finally:
+        s3.stop()
+    assert report.test_metrics["test_accuracy"] > 0
+    assert "ray/in-s3/convsearch-request.json" in keys
+    assert "ray/in-s3/convsearch-finished.json" in keys
+    assert any(k.startswith("ray/in-s3/experiment_state") for k in keys)
+    assert any("/checkpoint_" in k and k.endswith(f"/{BEST_FILE}") for k in keys)
+    assert str(report.outcome.best_checkpoint).startswith(tempfile.gettempdir())
