@@ -146,3 +146,12 @@ def test_a_job_gives_the_search_time_to_stop_cleanly(monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", "http://head:8265")
     assert jobs_address() == "http://head:8265"
     assert jobs_address("http://other:8265") == "http://other:8265"
+
+
+def test_an_unreachable_jobs_api_is_one_line():
+    done = subprocess.run([sys.executable, "-m", "services.submit", "--address",
+                           f"http://127.0.0.1:{free_port()}", "--", "--trials", "2"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith("convsearch: error: cannot reach the Ray Jobs API at ")
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
