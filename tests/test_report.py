@@ -57,7 +57,7 @@ def test_report_prints_settings_top_trials_and_the_champion(past_search, trackin
     strong = next(i for i, line in enumerate(lines) if "0.9000" in line)
     weak = next(i for i, line in enumerate(lines) if "0.4000" in line)
     assert strong < weak  # best first
-    assert "registered: models:/past-model/1 (champion)" in out
+    assert "registered: models:/past-model/1 (challenger, champion)" in out
     loaded = keras.saving.load_model(exported, safe_mode=True)
     np.testing.assert_allclose(loaded.predict(small_digits.x_test[:2], verbose=0),
                                past_search.predict(small_digits.x_test[:2], verbose=0),

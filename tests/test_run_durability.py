@@ -22,7 +22,13 @@ from mlflow.tracking import MlflowClient
 
 from search.errors import SettingsError
 from search.pipeline import execute, load_request, prepare
-from search.tracking.tracker import CHAMPION_ALIAS, TAG_ROLE, TAG_STATUS
+from search.tracking.tracker import (
+    CHALLENGER_ALIAS,
+    CHAMPION_ALIAS,
+    TAG_CHAMPION_DECISION,
+    TAG_ROLE,
+    TAG_STATUS,
+)
 from search.trial.faults import FAULTS_ENV
 from tests.test_run import run_cli
 
@@ -197,8 +203,10 @@ def test_ctrl_c_stops_cleanly_and_an_extension_resumes(folder):
     assert parent.info.status == "FINISHED" and "convsearch.error" not in parent.data.tags
     assert sorted(by_number(children)) == [1, 2, 3]
     assert [steps(client, r) for r in by_number(children).values()] == [[1, 2]] * 3
-    assert client.get_model_version_by_alias("convsearch-digits",
-                                              CHAMPION_ALIAS).version != champion
+    # The extended search's best is registered and challenges the champion.
+    challenger = client.get_model_version_by_alias("convsearch-digits", CHALLENGER_ALIAS)
+    assert challenger.version != champion and challenger.run_id == parent.info.run_id
+    assert parent.data.tags[TAG_CHAMPION_DECISION] in ("promoted", "kept")
 
     # Resuming a finished search is an error that says how to extend it.
     with pytest.raises(SettingsError, match=r"already finished its 3 trials; give --trials N "

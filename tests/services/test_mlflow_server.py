@@ -22,14 +22,12 @@ SPACE = ("learning_rate: {loguniform: [3.0e-3, 1.0e-2]}\nconv_blocks: 1\nfilters
          "dense_units: 8\n")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def tracking_server(request, tmp_path):
-    """The tracking service on its default SQLite store, and on a real PostgreSQL."""
-    options = ()
-    if request.param == "postgresql":
-        options = ("--backend-store-uri", request.getfixturevalue("postgres_uri"))
-    server = MlflowServer(tmp_path, *options)
-    server.backend = options[-1] if options else None
+@pytest.fixture
+def tracking_server(postgres_uri, tmp_path):
+    """The tracking service on a real PostgreSQL. (Its default SQLite store serves a whole
+    search over HTTP in test_tracking_outage.py and the auth test here.)"""
+    server = MlflowServer(tmp_path, "--backend-store-uri", postgres_uri)
+    server.backend = postgres_uri
     server.start()
     try:
         yield server
@@ -38,6 +36,7 @@ def tracking_server(request, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.postgres
 def test_a_search_recorded_through_the_tracking_server(tracking_server, small_digits,
                                                        write_space, tmp_path):
     url = tracking_server.url
@@ -69,12 +68,11 @@ def test_a_search_recorded_through_the_tracking_server(tracking_server, small_di
     assert np.asarray(probabilities).shape == (2, 10)
     assert report.outcome.best.trial_id in {c.data.tags["convsearch.trial_id"]
                                             for c in children}
-    if tracking_server.backend:  # the runs really are in PostgreSQL
-        import psycopg
+    import psycopg  # the runs really are in PostgreSQL
 
-        with psycopg.connect(tracking_server.backend) as connection:
-            (count,) = connection.execute("SELECT count(*) FROM runs").fetchone()
-        assert count == 3
+    with psycopg.connect(tracking_server.backend) as connection:
+        (count,) = connection.execute("SELECT count(*) FROM runs").fetchone()
+    assert count == 3
 
 
 def test_auth_needs_an_admin_password_of_ones_own(tmp_path):

@@ -61,10 +61,11 @@ def ray_head():
         _wait_for_jobs_api(jobs, token.read_text(), head)
         yield RayHead(jobs=jobs, env=env)
     finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
+        # `ray start --block` takes its time over SIGTERM; what is left is killed.
+        for sig, wait_s in ((signal.SIGTERM, 5), (signal.SIGKILL, 30)):
             try:
                 os.killpg(head.pid, sig)
-                head.wait(timeout=30)
+                head.wait(timeout=wait_s)
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 pass
 
