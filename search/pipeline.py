@@ -101,6 +101,9 @@ def prepare(request: SearchRequest) -> PreparedSearch:
     settings = request.settings
     scheduler = choose_scheduler(settings.scheduler, space.objectives)
     algorithm = choose_algorithm(settings.algorithm, space.is_grid(), scheduler)
+    if request.warm_start and (algorithm == "grid" or scheduler == "pbt"):
+        raise SettingsError(f"--warm-start seeds an Optuna sampler; --algo {algorithm} with "
+                            f"--scheduler {scheduler} fixes every config up front")
     grid_size = len(grid_points(space, data.input_shape, data.num_classes)[0]) \
         if algorithm == "grid" else None
     storage = settings.storage if "://" in str(settings.storage) \

@@ -47,6 +47,14 @@ def test_a_resumed_search_refuses_changed_data(write_space):
         prepare(changed)
 
 
+def test_a_warm_start_needs_a_sampler(write_space):
+    space = write_space(SPACE.replace("learning_rate: 0.01", "batch_size: {grid: [16, 32]}"))
+    with pytest.raises(SettingsError, match=r"--warm-start seeds an Optuna sampler; --algo "
+                                            r"grid with --scheduler asha fixes every config"):
+        prepare(SearchRequest(space=str(space), data=DataRequest(limit=100),
+                              warm_start="latest"))
+
+
 def test_resuming_an_unknown_search_names_the_ones_there(tmp_path):
     (tmp_path / "known" ).mkdir()
     (tmp_path / "known" / "convsearch-request.json").write_text("{}")
