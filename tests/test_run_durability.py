@@ -175,7 +175,7 @@ def test_ctrl_c_stops_cleanly_and_an_extension_resumes(folder):
     # Extend it to 3 trials; Ctrl+C (SIGINT to the whole process group) while trial 2 runs.
     marker = folder / "asleep"
     driver = start_cli("--resume", "grow", "--trials", "3", cwd=folder,
-                       faults=[{"trial": 2, "epoch": 1, "action": "sleep:10",
+                       faults=[{"trial": 2, "epoch": 1, "action": "sleep:6",
                                 "once": str(marker)}])
     wait_for(marker, driver)
     signalled = time.monotonic()
@@ -218,7 +218,7 @@ def test_ctrl_c_stops_cleanly_and_an_extension_resumes(folder):
 def test_sigterm_stops_cleanly_with_nothing_left_running(folder):
     marker = folder / "asleep"
     driver = start_cli("--trials", "3", "--max-epochs", "3", "--name", "term", *TINY,
-                       cwd=folder, faults=[{"trial": 1, "epoch": 2, "action": "sleep:10",
+                       cwd=folder, faults=[{"trial": 1, "epoch": 2, "action": "sleep:6",
                                             "once": str(marker)}])
     wait_for(marker, driver)
     os.kill(driver.pid, signal.SIGTERM)  # as Ray Jobs, Kubernetes and systemd send it

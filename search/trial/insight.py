@@ -52,12 +52,20 @@ def _show(axes: Any, image: np.ndarray, title: str = "", cmap: str = "gray") -> 
     axes.axis("off")
 
 
-def _grid(count: int, columns: int, size: float = 1.6) -> tuple[Any, Any]:
-    import matplotlib.pyplot as plt
+def _grid(count: int, columns: int, size: float = 1.6, title_lines: int = 1,
+          ) -> tuple[Any, Any]:
+    """A grid of image panels with room for the figure's title and each panel's
+    (`title_lines` lines). Laid out by fixed margins: matplotlib's tight layout measured
+    every panel's text and took most of the time of drawing these figures."""
+    from matplotlib.figure import Figure
 
     rows = max(1, -(-count // columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * size, rows * size + 0.6),
-                                squeeze=False)
+    header = 0.6  # inches for the figure's title
+    height = rows * size + header
+    figure = Figure(figsize=(columns * size, height))
+    axes = figure.subplots(rows, columns, squeeze=False)
+    figure.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1 - header / height,
+                           wspace=0.1, hspace=0.12 + 0.14 * title_lines * 1.6 / size)
     for extra in axes.flat[count:]:
         extra.axis("off")
     return figure, axes
@@ -75,7 +83,6 @@ def filters_figure(model: keras.Model) -> Any:
               f"filter {index}", cmap="RdBu_r")
     figure.suptitle(f"First conv layer ({first.name}): {kernel.shape[-1]} filters of "
                     f"{kernel.shape[0]}x{kernel.shape[1]}")
-    figure.tight_layout()
     return figure
 
 
@@ -102,7 +109,6 @@ def feature_maps_figure(model: keras.Model, images: np.ndarray, data: Dataset) -
                       f"{layer.name} #{channel}", cmap="viridis")
                 column += 1
     figure.suptitle("Feature maps: what each conv block passes on (first channels)")
-    figure.tight_layout()
     return figure
 
 
@@ -131,7 +137,6 @@ def saliency_figure(model: keras.Model, images: np.ndarray, data: Dataset,
                                    f"({probabilities[row, predicted]:.0%})")
         _show(axes[row, 1], maps[row], "saliency: pixels that decide", cmap="hot")
     figure.suptitle("Saliency maps of the best model")
-    figure.tight_layout()
     return figure
 
 
@@ -140,7 +145,8 @@ def wrong_figure(data: Dataset, probabilities: np.ndarray) -> Any:
     predicted = probabilities.argmax(axis=-1)
     wrong = np.flatnonzero(predicted != data.y_test)
     order = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:WRONG]
-    figure, axes = _grid(max(1, len(order)), min(6, max(1, len(order))), size=1.8)
+    figure, axes = _grid(max(1, len(order)), min(6, max(1, len(order))), size=1.8,
+                         title_lines=2)
     for slot, index in enumerate(order):
         _show(axes.flat[slot], data.x_test[index],
               f"true {data.class_names[data.y_test[index]]}\npredicted "
@@ -150,5 +156,4 @@ def wrong_figure(data: Dataset, probabilities: np.ndarray) -> Any:
         axes.flat[0].text(0.5, 0.5, "no test image is predicted wrong", ha="center")
     figure.suptitle(f"Most confidently wrong test images ({len(wrong)} wrong of "
                     f"{len(data.y_test)})")
-    figure.tight_layout()
     return figure

@@ -99,7 +99,7 @@ def test_a_search_runs_as_a_ray_job_and_stops_and_resumes(ray_head, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     where = ("--tracking-uri", uri, "--storage", str(tmp_path / "ray_results"))
     marker = tmp_path / "asleep"
-    faults = [{"trial": 2, "epoch": 1, "action": "sleep:20", "once": str(marker)}]
+    faults = [{"trial": 2, "epoch": 1, "action": "sleep:8", "once": str(marker)}]
     env_faults = {**ray_head.env, FAULTS_ENV: json.dumps(faults)}
     job = subprocess.Popen(
         [sys.executable, "-m", "services.submit", "--address", ray_head.jobs,
