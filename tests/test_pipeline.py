@@ -128,7 +128,7 @@ def test_consecutive_searches_challenge_the_champion_warm_start_and_notify(
     hook = Webhook()
 
     def search(name: str, **changes) -> object:
-        settings = SearchSettings(name=name, trials=2, max_epochs=2, cpus=2, concurrency=1,
+        settings = SearchSettings(name=name, trials=1, max_epochs=2, cpus=2, concurrency=1,
                                   scheduler="none", storage=tmp_path / "ray")
         request = SearchRequest(space=str(space), data=DataRequest(limit=300),
                                 settings=settings, tracking_uri=uri, experiment="nightly",
@@ -160,7 +160,7 @@ def test_consecutive_searches_challenge_the_champion_warm_start_and_notify(
     assert parent.data.metrics["challenger.test_accuracy"] == \
         pytest.approx(second.test_metrics["test_accuracy"])
 
-    # Warm start: the second search's first trial is the first search's best config.
+    # Warm start: the second search's (only) trial is the first search's best config.
     assert parent.data.tags[TAG_WARM_START] == "monday"
     best = first.outcome.best.params
     opening = min(second.outcome.trials, key=lambda t: t.number).params

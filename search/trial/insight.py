@@ -20,8 +20,9 @@ from search.data import Dataset
 #: Test images shown in the feature-map and saliency figures, and wrong ones shown.
 EXAMPLES = 4
 WRONG = 12
-#: Channels shown per block's feature maps.
+#: Channels shown per block's feature maps, and most first-layer filters shown.
 CHANNELS = 8
+MAX_FILTERS = 32
 
 
 def insight_figures(model: keras.Model, data: Dataset) -> dict[str, Any]:
@@ -75,14 +76,15 @@ def filters_figure(model: keras.Model) -> Any:
     """Each filter of the first conv layer, as an image (colour when the input is)."""
     first = _conv_layers(model)[0]
     kernel = keras.ops.convert_to_numpy(first.kernel)  # (k, k, channels, filters)
-    count = min(kernel.shape[-1], 64)
+    count = min(kernel.shape[-1], MAX_FILTERS)
     figure, axes = _grid(count, min(8, count))
     for index in range(count):
         weights = kernel[..., index]
         _show(axes.flat[index], weights if weights.shape[-1] == 3 else weights.mean(axis=-1),
               f"filter {index}", cmap="RdBu_r")
+    shown = f", the first {count} shown" if count < kernel.shape[-1] else ""
     figure.suptitle(f"First conv layer ({first.name}): {kernel.shape[-1]} filters of "
-                    f"{kernel.shape[0]}x{kernel.shape[1]}")
+                    f"{kernel.shape[0]}x{kernel.shape[1]}{shown}")
     return figure
 
 

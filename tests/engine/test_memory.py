@@ -34,7 +34,7 @@ def search(tmp_path, trials: int, name: str, env: dict | None = None) -> list:
     result = subprocess.run(
         [sys.executable, "-m", "search.run", "--space", "space.yaml", "--trials", str(trials),
          "--max-epochs", "1", "--scheduler", "none", "--cpus", "2", "--concurrency", "1",
-         "--data-limit", "600",
+         "--data-limit", "300",
          "--name", name], cwd=tmp_path, env={**os.environ, **(env or {})},
         capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
