@@ -14,7 +14,6 @@ from search.engine.tuner import run_search
 from search.metrics import OBJECTIVE, PARAMS
 from search.settings import SearchSettings
 from search.space import parse_space
-from tests.engine.test_tuner import Recorder
 
 #: One good learning rate first, then rates too small to learn anything in a few epochs:
 #: run one at a time, the later trials lag behind the first at every rung.
@@ -80,50 +79,6 @@ def test_median_rule_stops_a_trial_below_the_median(small_digits, tmp_path, loca
     by_rate = {t.params["learning_rate"]: t for t in outcome.trials}
     assert by_rate[1e-6].status == "stopped" and by_rate[1e-6].epochs < 4
     assert all(by_rate[r].status == "completed" for r in (0.03, 0.02, 0.01))
-
-
-@pytest.mark.slow
-def test_pbt_continues_a_laggard_from_a_better_trials_checkpoint(small_digits, tmp_path,
-                                                                 local_ray):
-    space = parse_space("learning_rate: {loguniform: [1.0e-6, 0.05]}\n"
-                        "dropout: {uniform: [0.0, 0.3]}\n"
-                        "conv_blocks: 1\nfilters: 4\ndense_units: 8\n")
-    settings = _settings("pbt", tmp_path, scheduler="pbt", trials=4, concurrency=2,
-                         max_epochs=8, perturbation_interval=1, seed=1)
-    recorder = Recorder()
-    outcome = run_search(space, small_digits, settings, observers=[recorder])
-    assert len(outcome.trials) == 4
-
-    events = recorder.events
-    mutations = [i for i, e in enumerate(events) if e[0] == "mutated"]
-    assert mutations, "PBT never continued a trial from another"
-    numbers = {t.trial_id: t.number for t in outcome.trials}
-    continued = 0
-    for index in mutations:
-        _, trial_id, epoch, source, params = events[index]
-        assert source != numbers[trial_id]
-        assert 1e-6 <= params["learning_rate"] <= 0.05 and 0 <= params["dropout"] <= 0.3
-        # The clone carries on from the source's epoch, with its weights and best score.
-        # Events are read in order: a source that was itself cloned earlier reported
-        # some epoch numbers twice, and only its latest report before this clone counts.
-        source_id = next(i for i, n in numbers.items() if n == source)
-        source_best = _objective_before(events[:index], source_id, epoch)
-        # Until the clone is cloned again: results its old run had in flight come first,
-        # then the restored run's, from the source's next epoch on.
-        later = next((i for i in mutations if i > index and events[i][1] == trial_id),
-                     len(events))
-        after = [e[3] for e in events[index + 1:later]
-                 if e[0] == "epoch" and e[1] == trial_id and e[2] == epoch + 1]
-        if after:  # it may have been cloned at its last epoch
-            assert after[-1][OBJECTIVE] >= source_best
-            continued += 1
-    assert continued, "no clone went on training after it was cloned"
-    assert all(t.number in (1, 2, 3, 4) for t in outcome.trials)  # numbers kept
-
-
-def _objective_before(events: list, trial_id: str, epoch: int) -> float:
-    return next(e[3][OBJECTIVE] for e in reversed(events)
-                if e[0] == "epoch" and e[1] == trial_id and e[2] == epoch)
 
 
 def test_pbt_needs_a_knob_it_can_mutate():
