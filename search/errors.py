@@ -18,6 +18,13 @@ from pathlib import Path
 from typing import Any
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (its type's name if it has none): the
+    detail a one-line error quotes from a library's error."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class SearchError(Exception):
     """Root of every error that a user, not a bug, caused."""
 

@@ -26,7 +26,13 @@ import numpy as np
 
 from search.champion import ChampionDecision, PromotionPolicy, decide
 from search.data import Dataset, load_dataset
-from search.errors import DataError, SearchInterrupted, SettingsError, TrackingError
+from search.errors import (
+    DataError,
+    SearchInterrupted,
+    SettingsError,
+    TrackingError,
+    first_line,
+)
 from search.notify import Notifier, search_message
 from search.observers import SearchObserver, SearchOutcome
 from search.request import SearchRequest
@@ -247,7 +253,7 @@ def _challenge(tracker: Any, model_name: str, predicted: Any, data: Dataset,
         theirs = predict_classes(champion, data.x_test)
     except Exception as exc:  # another input shape, another number of classes
         return decide(data.y_test, predicted, None, policy, version,
-                      champion_unusable=(str(exc).strip().splitlines() or ["error"])[0])
+                      champion_unusable=first_line(exc))
     if int(np.max(theirs, initial=0)) >= data.num_classes:
         return decide(data.y_test, predicted, None, policy, version,
                       champion_unusable="it predicts other classes")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search.errors import DataError
+from search.errors import DataError, first_line
 
 #: Image files an image folder may hold (Keras's own list).
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
@@ -68,7 +68,7 @@ def read_keras(name: str) -> RawData:
     try:
         (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, name).load_data()
     except Exception as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = first_line(exc)
         raise DataError(f"could not download keras:{name} ({detail}); use an image folder "
                         "or .npz") from exc
     return RawData({"train": (x_train, y_train), "test": (x_test, y_test)},

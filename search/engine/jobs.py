@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from search.errors import SearchError
+from search.errors import SearchError, first_line
 
 #: Where the Jobs API is when nothing says otherwise: a head's dashboard on this machine.
 DEFAULT_JOBS_ADDRESS = "http://127.0.0.1:8265"
@@ -73,7 +73,7 @@ class SearchJobs:
             self._client = JobSubmissionClient(address)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise JobError(f"cannot reach the Ray Jobs API at {address}: "
-                           f"{_first_line(exc)}") from exc
+                           f"{first_line(exc)}") from exc
 
     def submit(self, spec: JobSpec) -> str:
         """Submit the search; its job id."""
@@ -83,7 +83,7 @@ class SearchJobs:
                                            submission_id=spec.submission_id)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise JobError(f"the Ray Jobs API at {self.address} refused the search: "
-                           f"{_first_line(exc)}") from exc
+                           f"{first_line(exc)}") from exc
 
     def status(self, job_id: str) -> str:
         """PENDING, RUNNING, STOPPED, SUCCEEDED or FAILED."""
@@ -91,7 +91,7 @@ class SearchJobs:
             return str(self._client.get_job_status(job_id).value)
         except (ConnectionError, RuntimeError) as exc:
             raise JobError(f"cannot read job {job_id} at {self.address}: "
-                           f"{_first_line(exc)}") from exc
+                           f"{first_line(exc)}") from exc
 
     def stop(self, job_id: str) -> None:
         """Ask the cluster to stop the job: its driver gets SIGTERM, checkpoints its
@@ -100,7 +100,7 @@ class SearchJobs:
             self._client.stop_job(job_id)
         except (ConnectionError, RuntimeError) as exc:
             raise JobError(f"cannot stop job {job_id} at {self.address}: "
-                           f"{_first_line(exc)}") from exc
+                           f"{first_line(exc)}") from exc
 
     def logs(self, job_id: str) -> str:
         """Everything the job has printed so far."""
@@ -108,7 +108,7 @@ class SearchJobs:
             return self._client.get_job_logs(job_id)
         except (ConnectionError, RuntimeError) as exc:
             raise JobError(f"cannot read the logs of job {job_id} at {self.address}: "
-                           f"{_first_line(exc)}") from exc
+                           f"{first_line(exc)}") from exc
 
     def follow(self, job_id: str, write: Callable[[str], object] = sys.stdout.write) -> str:
         """Stream the job's logs to `write` until it ends; its final status."""
@@ -120,7 +120,7 @@ class SearchJobs:
             asyncio.run(tail())
         except (ConnectionError, RuntimeError) as exc:
             raise JobError(f"lost the logs of job {job_id} at {self.address}: "
-                           f"{_first_line(exc)}") from exc
+                           f"{first_line(exc)}") from exc
         return self.wait(job_id)
 
     def wait(self, job_id: str, timeout_s: float = STOP_GRACE_S + 30) -> str:
@@ -138,8 +138,3 @@ class SearchJobs:
 
 #: Job statuses after which nothing more happens.
 FINAL_STATUSES = ("STOPPED", "SUCCEEDED", "FAILED")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

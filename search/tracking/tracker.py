@@ -45,7 +45,7 @@ from mlflow.tracking import MlflowClient
 
 from search.champion import ChampionDecision
 from search.data import Dataset
-from search.errors import SettingsError, TrackingError
+from search.errors import SettingsError, TrackingError, first_line
 from search.memory import rss_mb
 from search.observers import SearchObserver, SearchOutcome, TrialResult
 from search.settings import SearchSettings
@@ -610,7 +610,7 @@ def _mlflow_errors(what: str) -> Iterator[None]:
     except TrackingError:
         raise
     except (MlflowException, OSError) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = first_line(exc)
         raise TrackingError(f"{what}: {detail}") from exc
 
 
