@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from search.memory import exit_after_heavy_imports
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
@@ -110,3 +112,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    exit_after_heavy_imports(0)

@@ -31,6 +31,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
+from search.memory import exit_after_heavy_imports
 from search.observers import SearchObserver
 
 #: Validation accuracy each data set's arms are timed to (a good CNN reaches about 0.98 on
@@ -209,3 +210,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    exit_after_heavy_imports(0)

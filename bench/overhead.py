@@ -36,6 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+from search.memory import exit_after_heavy_imports
 from search.observers import SearchObserver, TrialResult
 from search.settings import DEFAULT_CHECKPOINT_INTERVAL_S as DEFAULT_INTERVAL
 from search.settings import SearchSettings
@@ -214,3 +215,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    exit_after_heavy_imports(0)

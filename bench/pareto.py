@@ -24,6 +24,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from search.memory import exit_after_heavy_imports
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
@@ -123,3 +125,4 @@ def _spread(values: list[float]) -> str:
 
 if __name__ == "__main__":
     main()
+    exit_after_heavy_imports(0)

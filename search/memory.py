@@ -1,11 +1,14 @@
 """The resident memory of this process, which trials report so a search can show (and
-a worker can act on) memory that grows from trial to trial."""
+a worker can act on) memory that grows from trial to trial; and a process exit that does
+not walk it all once more."""
 
 from __future__ import annotations
 
+import gc
 import os
 import resource
 import sys
+from typing import NoReturn
 
 
 def rss_mb() -> float:
@@ -17,3 +20,15 @@ def rss_mb() -> float:
     except (OSError, ValueError, IndexError):
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB; bytes on macOS
         return peak / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+def exit_after_heavy_imports(status: int) -> NoReturn:
+    """Exit with `status`, skipping the interpreter's last garbage collection.
+
+    With TensorFlow, Ray and MLflow loaded, that collection walks millions of objects that
+    are about to be freed with the process anyway: about a second of every command's end
+    on two CPUs. Freezing them first skips only that walk; atexit handlers, log handlers
+    and stream flushes run as in any exit.
+    """
+    gc.freeze()
+    sys.exit(status)

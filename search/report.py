@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from search.errors import SearchError
+from search.memory import exit_after_heavy_imports
 from search.quiet import native_output_hidden
 
 #: Exit status of a user error (the same as the search CLI's).
@@ -92,4 +93,4 @@ def _report(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_after_heavy_imports(main())

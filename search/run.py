@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from search.errors import SearchError, SearchInterrupted, SettingsError
+from search.memory import exit_after_heavy_imports
 from search.quiet import native_output_hidden
 
 if TYPE_CHECKING:
@@ -483,4 +484,4 @@ def _configure_logging(verbose: bool) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_after_heavy_imports(main())

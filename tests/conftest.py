@@ -48,3 +48,11 @@ def write_space(tmp_path: Path):
         return path
 
     return write
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Exit without the interpreter's last walk over TensorFlow's and Ray's objects (see
+    `search.memory.exit_after_heavy_imports`)."""
+    import gc
+
+    gc.freeze()

@@ -10,11 +10,15 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from search.engine.trainable import GROWTH_LIMIT_ENV, WORKER_GROWTH_LIMIT_MB
+from search.engine.tuner import run_search
+from search.settings import SearchSettings
+from search.space import parse_space
 
 #: Most the driver's memory may grow from trial 5 to trial 40 (MB). Measured on 2 CPUs:
 #: 9 MB (Tune's trial records, MLflow's client); a leak of one model or copy of the data
@@ -69,9 +73,25 @@ def test_memory_stays_flat_over_forty_trials(tmp_path):
     assert all(r.data.tags["convsearch.status"] == "completed" for r in runs)
 
 
+@pytest.fixture
+def recycling_ray():
+    """A local Ray instance of the test's own whose workers count as grown after every
+    trial (a negative limit)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {GROWTH_LIMIT_ENV: "-1"}})
+    yield
+    ray.shutdown()
+
+
 @pytest.mark.slow
-def test_a_worker_that_grew_is_replaced(tmp_path):
-    # A negative limit counts every worker as grown after its trial.
-    runs = search(tmp_path, 2, "recycled", env={GROWTH_LIMIT_ENV: "-1"})
-    assert len(set(worker_pids(tmp_path, "recycled", runs))) == 2
-    assert all(r.data.tags["convsearch.status"] == "completed" for r in runs)
+def test_a_worker_that_grew_is_replaced(small_digits, tmp_path, recycling_ray):
+    settings = SearchSettings(name="recycled", trials=2, max_epochs=1, scheduler="none",
+                              concurrency=1, storage=tmp_path / "ray")
+    outcome = run_search(parse_space(SPACE), small_digits, settings)
+    assert [t.status for t in outcome.trials] == ["completed", "completed"]
+    results = [Path(outcome.experiment_path) / f"trial-{t.trial_id}" / "result.json"
+               for t in outcome.trials]
+    pids = {json.loads(path.read_text().splitlines()[0])["pid"] for path in results}
+    assert len(pids) == 2
