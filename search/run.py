@@ -189,7 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     session = _Session()
     # SIGTERM outside the trials' loop (loading data, registering the model) stops the
     # driver as Ctrl+C does; inside it, the engine stops the search cleanly.
-    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    # Ctrl+C too, explicitly: a script's background job starts with SIGINT ignored.
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_interrupted),
+                signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -205,7 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         session.interrupted(SearchInterrupted(signal.SIGINT))
         return 128 + signal.SIGINT
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _raise_interrupted(signum: int, frame: object) -> None:

@@ -102,7 +102,10 @@ def _follow(jobs: SearchJobs, job_id: str) -> str:
         sys.stdout.flush()
         printed += len(text)
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    # Ctrl+C is taken explicitly: a shell that starts us in the background of a script
+    # leaves SIGINT ignored, and Python would keep it so.
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, terminate),
+                signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}
     try:
         return jobs.follow(job_id, write)
     except (KeyboardInterrupt, _Stop):
@@ -114,7 +117,8 @@ def _follow(jobs: SearchJobs, job_id: str) -> str:
         write(jobs.logs(job_id)[printed:])  # the search's summary and resume command
         return status
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

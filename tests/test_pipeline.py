@@ -112,6 +112,7 @@ def test_consecutive_searches_challenge_the_champion_warm_start_and_notify(
     challenger and takes the champion alias only by beating the champion on its own test
     split, and a webhook hears of both."""
     from search.champion import PromotionPolicy
+    from search.engine.resources import ray_session
     from search.tracking.tracker import (
         CHALLENGER_ALIAS,
         CHAMPION_ALIAS,
@@ -135,12 +136,15 @@ def test_consecutive_searches_challenge_the_champion_warm_start_and_notify(
                                 model_name="nightly-model", notify=hook.url, **changes)
         return execute(prepare(request))
 
+    # One local Ray instance for both searches (each would otherwise start its own).
     try:
-        first = search("monday")
-        assert first.registered.champion and first.registered.decision == "no champion yet"
-        # An unreachable margin: the second search's model is kept as challenger only.
-        second = search("tuesday", warm_start="latest",
-                        promotion=PromotionPolicy(margin=1.0))
+        with ray_session(SearchSettings(cpus=2), verbose=False):
+            first = search("monday")
+            assert first.registered.champion and \
+                first.registered.decision == "no champion yet"
+            # An unreachable margin: the second search's model is kept as challenger only.
+            second = search("tuesday", warm_start="latest",
+                            promotion=PromotionPolicy(margin=1.0))
     finally:
         hook.close()
 

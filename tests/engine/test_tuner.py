@@ -115,7 +115,7 @@ def test_same_seed_and_one_trial_at_a_time_samples_the_same_configs(small_digits
     space = load_space("default")
 
     def sampled(seed: int, name: str) -> list[dict]:
-        settings = SearchSettings(name=name, trials=3, max_epochs=1, grace_epochs=1,
+        settings = SearchSettings(name=name, trials=2, max_epochs=1, grace_epochs=1,
                                   concurrency=1, cpus=2, seed=seed, storage=tmp_path / "ray")
         return [t.params for t in run_search(space, small_digits, settings).trials]
 

@@ -94,6 +94,12 @@ def submit(head: RayHead, *search_args: str) -> subprocess.Popen:
         stderr=subprocess.PIPE, text=True)
 
 
+def _ignore_sigint() -> None:
+    """Start as a script's background job does (and as CI runners may): SIGINT ignored.
+    Ctrl+C must stop the job all the same."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.mark.slow
 def test_a_search_runs_as_a_ray_job_and_stops_and_resumes(ray_head, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -105,7 +111,7 @@ def test_a_search_runs_as_a_ray_job_and_stops_and_resumes(ray_head, tmp_path):
         [sys.executable, "-m", "services.submit", "--address", ray_head.jobs,
          "--env", FAULTS_ENV, "--", "--trials", "2", "--name", "viajob", *TINY,
          *where], cwd=REPO, env=env_faults, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
+        text=True, preexec_fn=_ignore_sigint)
     deadline = time.monotonic() + 240
     while not marker.exists():
         assert job.poll() is None and time.monotonic() < deadline, job.communicate()
