@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 #: Pauses between attempts at an event the store refused: doubling up to the last.
 RETRY_PAUSES_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
+#: Longest pause between attempts once the search has ended and waits for the writes.
+CLOSING_RETRY_PAUSE_S = 1.0
 #: Seconds `close` waits for the thread once it gives up (it may be inside a request).
 _GIVE_UP_WAIT_S = 5.0
 #: MLflow error codes that a retry would only repeat (a run deleted meanwhile, a value
@@ -67,7 +69,7 @@ class BackgroundWriter(SearchObserver):
         self._giving_up = threading.Event()
         self._unwritten: list[_Event] = []
         self._outage_logged = False
-        self._closing = False
+        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="convsearch-mlflow-writer",
                                         daemon=True)
         self._thread.start()
@@ -118,8 +120,8 @@ class BackgroundWriter(SearchObserver):
         call again (after an interrupted call, say).
 
         Returns what could not be recorded, one line per trial (empty when all was)."""
-        if not self._closing:
-            self._closing = True
+        if not self._closing.is_set():
+            self._closing.set()  # also cuts short the writer's pause before a retry
             self._queue.put(None)
         try:
             self._thread.join(timeout_s)
@@ -174,7 +176,10 @@ class BackgroundWriter(SearchObserver):
                     self._outage_logged = True
                 pause = RETRY_PAUSES_S[min(attempt, len(RETRY_PAUSES_S) - 1)]
                 attempt += 1
-                if self._giving_up.wait(pause):
+                # Once the search has ended, its user waits for these writes: a store that
+                # came back is not left waiting out a long pause.
+                closing = self._closing.wait(pause)  # close() ends the pause early
+                if closing and self._giving_up.wait(CLOSING_RETRY_PAUSE_S):
                     return False
                 continue
             if self._outage_logged:

@@ -4,6 +4,7 @@ clear account of what could not be written."""
 from __future__ import annotations
 
 import threading
+import time
 
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
@@ -83,3 +84,17 @@ def test_a_store_that_stays_down_is_given_up_on_at_close(monkeypatch):
     writer.trial_ended(_result("t1"))
     assert writer.close(0.5) == ["trial t1: epochs 1-2, end"]
     assert writer.close(0.5) == ["trial t1: epochs 1-2, end"]  # again: the same account
+
+
+def test_the_end_of_the_search_cuts_a_long_retry_pause_short(monkeypatch):
+    monkeypatch.setattr(writer_module, "RETRY_PAUSES_S", (60.0,))
+    tracker = FlakyTracker(refusals=1)
+    writer = BackgroundWriter(tracker)
+    writer.epoch_ended("t1", 1, {"val_accuracy": 0.5})
+    deadline = time.monotonic() + 10
+    while tracker.refusals and time.monotonic() < deadline:  # the store refused it once
+        time.sleep(0.01)
+    started = time.monotonic()
+    assert writer.close(30) == []
+    assert time.monotonic() - started < writer_module.CLOSING_RETRY_PAUSE_S + 3
+    assert tracker.written == [("epoch", "t1", 1)]
