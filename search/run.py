@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from search.errors import SearchError, SearchInterrupted, SettingsError
+from search.interrupts import signal_handlers
 from search.memory import exit_after_heavy_imports
 from search.quiet import native_output_hidden
 
@@ -189,26 +190,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     session = _Session()
     # SIGTERM outside the trials' loop (loading data, registering the model) stops the
     # driver as Ctrl+C does; inside it, the engine stops the search cleanly.
-    # Ctrl+C too, explicitly: a script's background job starts with SIGINT ignored.
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_interrupted),
-                signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}
-    try:
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        _configure_logging(args.verbose)
-        return _search(args, _given_flags(parser, argv), session)
-    except SearchInterrupted as exc:
-        session.interrupted(exc)
-        return 128 + exc.signum
-    except SearchError as exc:
-        print(f"convsearch: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        session.interrupted(SearchInterrupted(signal.SIGINT))
-        return 128 + signal.SIGINT
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    stop_signals = {signal.SIGTERM: _raise_interrupted,
+                    signal.SIGINT: signal.default_int_handler}
+    with signal_handlers(stop_signals):
+        try:
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            _configure_logging(args.verbose)
+            return _search(args, _given_flags(parser, argv), session)
+        except SearchInterrupted as exc:
+            session.interrupted(exc)
+            return 128 + exc.signum
+        except SearchError as exc:
+            print(f"convsearch: error: {exc}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        except KeyboardInterrupt:
+            session.interrupted(SearchInterrupted(signal.SIGINT))
+            return 128 + signal.SIGINT
 
 
 def _raise_interrupted(signum: int, frame: object) -> None:

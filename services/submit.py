@@ -24,6 +24,7 @@ from types import FrameType
 
 from search.engine.jobs import DEFAULT_JOBS_ADDRESS, JobSpec, SearchJobs, jobs_address
 from search.errors import SearchError
+from search.interrupts import signal_handlers
 
 #: Exit statuses by the job's final status.
 EXIT_STATUS = {"SUCCEEDED": 0, "FAILED": 1, "STOPPED": 128 + signal.SIGTERM}
@@ -102,23 +103,18 @@ def _follow(jobs: SearchJobs, job_id: str) -> str:
         sys.stdout.flush()
         printed += len(text)
 
-    # Ctrl+C is taken explicitly: a shell that starts us in the background of a script
-    # leaves SIGINT ignored, and Python would keep it so.
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, terminate),
-                signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}
-    try:
-        return jobs.follow(job_id, write)
-    except (KeyboardInterrupt, _Stop):
-        print(f"\nstopping job {job_id}; its search checkpoints its running trials",
-              flush=True)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl+C must not orphan it
-        jobs.stop(job_id)
-        status = jobs.wait(job_id)
-        write(jobs.logs(job_id)[printed:])  # the search's summary and resume command
-        return status
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    with signal_handlers({signal.SIGTERM: terminate,
+                          signal.SIGINT: signal.default_int_handler}):
+        try:
+            return jobs.follow(job_id, write)
+        except (KeyboardInterrupt, _Stop):
+            print(f"\nstopping job {job_id}; its search checkpoints its running trials",
+                  flush=True)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl+C must not orphan it
+            jobs.stop(job_id)
+            status = jobs.wait(job_id)
+            write(jobs.logs(job_id)[printed:])  # the search's summary and resume command
+            return status
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from search.engine.control import SearchControl
+from search.interrupts import signal_handlers
 
 #: The signals that stop a search cleanly.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -34,7 +35,6 @@ def graceful_stop(control: SearchControl) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     saved_env = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
 
@@ -43,13 +43,10 @@ def graceful_stop(control: SearchControl) -> Iterator[None]:
             raise KeyboardInterrupt  # a second signal: stop now
         control.interrupt(signum)
 
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, handle)
     try:
-        yield
+        with signal_handlers(dict.fromkeys(STOP_SIGNALS, handle)):
+            yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
         if saved_env is None:
             os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
         else:
