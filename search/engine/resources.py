@@ -99,8 +99,40 @@ def check_storage(settings: SearchSettings, nodes: Sequence[Mapping[str, float]]
             f"node mounts (not the default ./{DEFAULT_STORAGE} on this machine's disk)")
 
 
+class RaySession:
+    """A search's hold on the Ray instance it runs on.
+
+    A session that started Ray (or joined a cluster) can let it go before its end:
+    `release` shuts Ray down in a thread, because stopping a local instance's processes
+    one after another is 1.1-1.4 s of waiting that the search's evaluation and
+    registering of its best model can overlap. The session's end waits for that thread,
+    so nothing starts a new instance while the old one is going down.
+    """
+
+    def __init__(self, *, owned: bool) -> None:
+        self.owned = owned
+        self._stopping: threading.Thread | None = None
+
+    def release(self) -> None:
+        """Shut Ray down in the background if this session started it; nothing for an
+        instance that was already running in this process."""
+        if self.owned and self._stopping is None:
+            self._stopping = threading.Thread(target=ray.shutdown,
+                                              name="convsearch-ray-shutdown")
+            self._stopping.start()
+
+    def end(self) -> None:
+        """Shut down the instance this session started, or wait for `release` to have."""
+        if not self.owned:
+            return
+        if self._stopping is None:
+            ray.shutdown()
+        else:
+            self._stopping.join()
+
+
 @contextmanager
-def ray_session(settings: SearchSettings, *, verbose: bool) -> Iterator[None]:
+def ray_session(settings: SearchSettings, *, verbose: bool) -> Iterator[RaySession]:
     """Use the Ray instance already running in this process, join the cluster the
     settings or RAY_ADDRESS name, or start a local instance for the search.
 
@@ -109,7 +141,7 @@ def ray_session(settings: SearchSettings, *, verbose: bool) -> Iterator[None]:
             cluster (its nodes say what they have).
     """
     if ray.is_initialized():
-        yield
+        yield RaySession(owned=False)
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     options: dict[str, Any] = {
@@ -139,10 +171,11 @@ def ray_session(settings: SearchSettings, *, verbose: bool) -> Iterator[None]:
                             f"{exc}") from exc
     finally:
         _restore(handlers)
+    session = RaySession(owned=True)
     try:
-        yield
+        yield session
     finally:
-        ray.shutdown()
+        session.end()
         _restore(handlers)
 
 
