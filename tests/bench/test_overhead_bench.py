@@ -18,6 +18,6 @@ def test_overhead_benchmark_prints_its_tables():
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ratio (b)/(a): " in result.stdout
     for row in ("(a) bare model.fit", "(a') product trainer", "(a'') product trainer",
-                "(b1) full search", "(b2) full search", "Ray start-up", "inside tune.report",
+                "(b1) full search", "(b2) full search", "search start-up", "inside tune.report",
                 "writing checkpoints", "after the trials, once per search"):
         assert row in result.stdout, row
