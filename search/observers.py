@@ -61,6 +61,9 @@ class SearchOutcome:
     pareto: list[TrialResult] = field(default_factory=list)
     #: Why the search ended before its trial budget (a time or epoch budget), if it did.
     stop_reason: str | None = None
+    #: Whether `best_checkpoint` is a temporary copy of remote storage (s3://...), for
+    #: the caller to remove once it has read the model.
+    best_checkpoint_is_copy: bool = False
 
 
 class SearchObserver:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -191,6 +192,8 @@ def execute(prepared: PreparedSearch, observers: Sequence[SearchObserver] = (), 
                 from search.trial.train import evaluate, load_checkpoint, predict_classes
 
                 model = load_checkpoint(outcome.best_checkpoint)
+                if outcome.best_checkpoint_is_copy:
+                    shutil.rmtree(outcome.best_checkpoint, ignore_errors=True)
                 test_metrics = {**evaluate(model, data), **robustness_metrics(
                     model, data.x_test, data.y_test, data.value_scale)}
                 predicted = predict_classes(model, data.x_test)

@@ -211,4 +211,7 @@ def test_a_search_keeps_its_state_in_s3_compatible_storage(write_space, tmp_path
     assert "ray/in-s3/convsearch-finished.json" in keys
     assert any(k.startswith("ray/in-s3/experiment_state") for k in keys)
     assert any("/checkpoint_" in k and k.endswith(f"/{BEST_FILE}") for k in keys)
+    # The best model was read from a downloaded copy, removed once read.
     assert str(report.outcome.best_checkpoint).startswith(tempfile.gettempdir())
+    assert report.outcome.best_checkpoint_is_copy
+    assert not report.outcome.best_checkpoint.exists()

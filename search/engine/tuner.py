@@ -189,9 +189,9 @@ def _outcome(control: SearchControl, trials: list[TrialResult], infeasible: Coun
     pareto = pareto_front(scored, space.objectives) if len(space.objectives) > 1 else []
     checkpoint = control.checkpoints[best.trial_id]
     # Local storage is read in place; remote storage (s3://...) is downloaded.
-    folder = checkpoint.path if "://" not in storage_uri(control.settings.storage) \
-        else checkpoint.to_directory()
+    remote = "://" in storage_uri(control.settings.storage)
+    folder = checkpoint.to_directory() if remote else checkpoint.path
     return SearchOutcome(trials=trials, best=best, best_checkpoint=Path(folder),
                          experiment_path=experiment_path(control.settings),
                          infeasible=infeasible, pareto=pareto,
-                         stop_reason=control.stop_reason)
+                         stop_reason=control.stop_reason, best_checkpoint_is_copy=remote)

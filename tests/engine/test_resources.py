@@ -84,3 +84,20 @@ def test_joining_a_cluster_follows_ray_address(monkeypatch):
                                              r"cluster at 127.0.0.1:6379"),
           ray_session(SearchSettings(cpus=2), verbose=False)):
         pass
+
+
+def test_a_released_session_lets_ray_go_before_its_end_and_a_nested_one_cannot():
+    import time
+
+    import ray
+
+    with ray_session(SearchSettings(cpus=1), verbose=False) as outer:
+        with ray_session(SearchSettings(cpus=1), verbose=False) as nested:
+            nested.release()  # Ray was running before it: not its to stop
+        assert ray.is_initialized()
+        outer.release()  # shuts down in the background, before the session's end
+        deadline = time.monotonic() + 30
+        while ray.is_initialized() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not ray.is_initialized()
+    assert not ray.is_initialized()
