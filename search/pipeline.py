@@ -167,7 +167,6 @@ def execute(prepared: PreparedSearch, observers: Sequence[SearchObserver] = (), 
     with driver_lock(settings):
         previous = _check_name_and_budget(settings, resume)
         with _tracker_and_ray(request, settings, verbose) as (tracker, ray_up):
-            from search.tracking.tracker import INSIGHT_DIR
             from search.tracking.writer import BackgroundWriter
 
             warm_source, warm_start = None, []
@@ -188,23 +187,8 @@ def execute(prepared: PreparedSearch, observers: Sequence[SearchObserver] = (), 
                                      verbose=verbose, warm_start=warm_start)
                 unrecorded = writer.close(TRACKING_DRAIN_TIMEOUT_S)
                 ray_up.release()  # Ray goes down while the best model is evaluated
-                from search.trial.robustness import robustness_metrics
-                from search.trial.train import evaluate, load_checkpoint, predict_classes
-
-                model = load_checkpoint(outcome.best_checkpoint)
-                if outcome.best_checkpoint_is_copy:
-                    shutil.rmtree(outcome.best_checkpoint, ignore_errors=True)
-                test_metrics = {**evaluate(model, data), **robustness_metrics(
-                    model, data.x_test, data.y_test, data.value_scale)}
-                predicted = predict_classes(model, data.x_test)
-                tracker.log_search_report(outcome, space, settings.seed, test_metrics,
-                                          data.y_test, predicted, data.class_names)
-                tracker.log_figures(_insight(model, data), INSIGHT_DIR)
-                decision = _challenge(tracker, request.model_name, predicted, data,
-                                      request.promotion)
-                registered = tracker.finish_search(outcome, space, test_metrics, model,
-                                                   data.x_test[:5], request.model_name,
-                                                   decision)
+                test_metrics, registered = _evaluate_and_register(tracker, prepared,
+                                                                  outcome)
                 if outcome.stop_reason is None:  # a budget that ran out can be resumed
                     mark_finished(settings)
             except BaseException as exc:
@@ -225,6 +209,30 @@ def execute(prepared: PreparedSearch, observers: Sequence[SearchObserver] = (), 
     return SearchReport(outcome=outcome, test_metrics=test_metrics, registered=registered,
                         tracking_uri=request.tracking_uri, run_url=tracker.run_url(),
                         unrecorded=unrecorded)
+
+
+def _evaluate_and_register(tracker: Any, prepared: PreparedSearch,
+                           outcome: SearchOutcome) -> tuple[dict[str, float], Any]:
+    """The best model's test metrics, the search's report and figures, and the model
+    registered as challenger (and champion, if it beats the champion)."""
+    from search.tracking.tracker import INSIGHT_DIR
+    from search.trial.robustness import robustness_metrics
+    from search.trial.train import evaluate, load_checkpoint, predict_classes
+
+    request, space, data = prepared.request, prepared.space, prepared.data
+    model = load_checkpoint(outcome.best_checkpoint)
+    if outcome.best_checkpoint_is_copy:
+        shutil.rmtree(outcome.best_checkpoint, ignore_errors=True)
+    test_metrics = {**evaluate(model, data), **robustness_metrics(
+        model, data.x_test, data.y_test, data.value_scale)}
+    predicted = predict_classes(model, data.x_test)
+    tracker.log_search_report(outcome, space, prepared.settings.seed, test_metrics,
+                              data.y_test, predicted, data.class_names)
+    tracker.log_figures(_insight(model, data), INSIGHT_DIR)
+    decision = _challenge(tracker, request.model_name, predicted, data, request.promotion)
+    registered = tracker.finish_search(outcome, space, test_metrics, model, data.x_test[:5],
+                                       request.model_name, decision)
+    return test_metrics, registered
 
 
 def _check_name_and_budget(settings: Any, resume: bool) -> int | None:
