@@ -1,9 +1,11 @@
 """Signal handlers installed for the length of a block, and the ones before put back after:
-how the CLI, the Ray Job submitter and the engine take Ctrl+C and SIGTERM."""
+how the CLI, the Ray Job submitter and the engine take Ctrl+C and SIGTERM, and how the
+engine keeps them through `ray.init`, which installs its own."""
 
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -25,3 +27,24 @@ def signal_handlers(handlers: Mapping[int, Handler]) -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+@contextmanager
+def handlers_kept() -> Iterator[None]:
+    """Whatever the block installs for SIGINT and SIGTERM (``ray.init`` installs a SIGTERM
+    handler that exits the process), the handlers before it are back after it.
+
+    A handler Python did not install (`signal.getsignal` gives None) cannot be put back
+    and stays as the block left it. Off the main thread, where no handler can be set,
+    this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)

@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from search.interrupts import signal_handlers
+from search.interrupts import handlers_kept, signal_handlers
 
 
 def test_ctrl_c_raises_within_the_block_even_where_it_was_ignored():
@@ -21,3 +21,16 @@ def test_ctrl_c_raises_within_the_block_even_where_it_was_ignored():
         assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def test_handlers_kept_puts_back_what_the_block_replaced():
+    def mine(signum, frame):
+        pass
+
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        with handlers_kept():
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as ray.init installs its own
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, before)

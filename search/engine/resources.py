@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import signal
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from typing import Any
 import ray
 
 from search.errors import SettingsError
+from search.interrupts import handlers_kept
 from search.settings import DEFAULT_STORAGE, SearchSettings
 
 #: Environment for trial workers: TensorFlow's C++ start-up chatter off; and more time
@@ -162,30 +162,16 @@ def ray_session(settings: SearchSettings, *, verbose: bool) -> Iterator[RaySessi
         options["address"] = "local"
         if settings.cpus:  # else Ray counts the CPUs itself, within a container's limit
             options["num_cpus"] = settings.cpus
-    # ray.init installs SIGTERM handlers that exit the process; the caller's own stay.
-    handlers = _signal_handlers()
     try:
-        ray.init(**options)
+        with handlers_kept():  # the caller's handlers stay, not ray.init's
+            ray.init(**options)
     except (ConnectionError, ray.exceptions.RayError, ValueError) as exc:
         raise SettingsError(f"cannot start or reach Ray ({address or 'local'}): "
                             f"{exc}") from exc
-    finally:
-        _restore(handlers)
     session = RaySession(owned=True)
     try:
         yield session
     finally:
-        session.end()
-        _restore(handlers)
+        with handlers_kept():
+            session.end()
 
-
-def _signal_handlers() -> dict[int, Any]:
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    return {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-
-
-def _restore(handlers: dict[int, Any]) -> None:
-    for signum, handler in handlers.items():
-        if handler is not None:
-            signal.signal(signum, handler)
