@@ -22,6 +22,11 @@ DEFAULT_JOBS_ADDRESS = "http://127.0.0.1:8265"
 #: default, 3 s, is shorter than a search needs to checkpoint its trials and close its
 #: MLflow runs).
 STOP_GRACE_S = 120
+#: Seconds a submission keeps trying a cluster whose job agent is not ready yet: a head
+#: that has just started serves its Jobs API before its agent registers, and Ray then
+#: answers "No available agent to submit job, please try again later".
+AGENT_WAIT_S = 90.0
+_AGENT_NOT_READY = "No available agent"
 
 
 class JobError(SearchError, RuntimeError):
@@ -76,14 +81,22 @@ class SearchJobs:
                            f"{first_line(exc)}") from exc
 
     def submit(self, spec: JobSpec) -> str:
-        """Submit the search; its job id."""
-        try:
-            return self._client.submit_job(entrypoint=spec.entrypoint(),
-                                           runtime_env=spec.runtime_env(),
-                                           submission_id=spec.submission_id)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise JobError(f"the Ray Jobs API at {self.address} refused the search: "
-                           f"{first_line(exc)}") from exc
+        """Submit the search; its job id. A cluster whose job agent is not ready yet is
+        tried again for up to AGENT_WAIT_S (such a refusal submitted nothing)."""
+        import time
+
+        deadline = time.monotonic() + AGENT_WAIT_S
+        while True:
+            try:
+                return self._client.submit_job(entrypoint=spec.entrypoint(),
+                                               runtime_env=spec.runtime_env(),
+                                               submission_id=spec.submission_id)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                if _AGENT_NOT_READY in str(exc) and time.monotonic() < deadline:
+                    time.sleep(1.0)
+                    continue
+                raise JobError(f"the Ray Jobs API at {self.address} refused the search: "
+                               f"{first_line(exc)}") from exc
 
     def status(self, job_id: str) -> str:
         """PENDING, RUNNING, STOPPED, SUCCEEDED or FAILED."""
