@@ -310,10 +310,10 @@ def _search(args: argparse.Namespace, given: set[str], session: _Session) -> int
         prepared = prepare(request)
     survey, settings, data = prepared.survey, prepared.settings, prepared.data
 
-    # Heavy imports (TensorFlow, Ray, MLflow) only once the input is known to be good.
+    # Heavy imports (TensorFlow, Ray) only once the input is known to be good. MLflow is
+    # imported by `execute`, in a thread while Ray starts.
     with native_output_hidden(unless=args.verbose):
-        import search.engine.tuner
-        import search.tracking.tracker  # noqa: F401
+        import search.engine.tuner  # noqa: F401
         from search.progress import SearchProgress
         from search.trial.train import configure_tensorflow
 
@@ -479,6 +479,9 @@ def _configure_logging(verbose: bool) -> None:
                         handlers=[RichHandler(show_path=False, show_time=False)])
     for noisy in ("absl", "alembic", "mlflow", "ray", "tensorflow", "optuna"):
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
+    # MLflow sets its own loggers' level when it is imported, which the search does
+    # later (in a thread while Ray starts): tell it the level to set.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "INFO" if verbose else "ERROR")
     # Tune logs each failed trial's traceback at ERROR; the summary and MLflow carry the
     # one-line reason instead, and --verbose brings the tracebacks back.
     logging.getLogger("ray.tune").setLevel(logging.INFO if verbose else logging.CRITICAL)

@@ -3,6 +3,7 @@ split between concurrent trials."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import os
@@ -23,6 +24,35 @@ from search.settings import DEFAULT_STORAGE, SearchSettings
 #: than Tune's default 2 s for a finished trial's thread to end before its worker is
 #: reused (Tune counts a worker whose thread is late as failed to reset).
 _WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TUNE_FUNCTION_THREAD_TIMEOUT_S": "30"}
+
+
+#: Ray's settings for a local instance it starts (the RAY_<name> overrides of its
+#: system config; a value the user set wins). The raylet connects to its own object
+#: store while the store is still starting, and retries only after
+#: ``raylet_client_connect_timeout_milliseconds`` (1000 by default): that wait was on
+#: the path of every search's start (seen as a 1 s gap in raylet.out, and ``ray.init``
+#: taking 2.3 s or 3.3 s by whether its 1 s poll for the node met it). 100 attempts of
+#: 100 ms keep Ray's default 10 s before it gives up.
+_LOCAL_RAY_ENV = {"RAY_raylet_client_connect_timeout_milliseconds": "100",
+                  "RAY_raylet_client_num_connect_attempts": "100"}
+
+#: What ``ray.init`` imports on its first call beyond ``import ray`` and Ray Tune (the
+#: top of ``python -X importtime`` within the call, Ray 2.60): importing them first
+#: lets another thread import (MLflow) while Ray starts, with no import of this thread
+#: to collide with. Two threads importing the same packages at once (click and
+#: opentelemetry are in both) can deadlock on Python's module locks, which Python
+#: breaks by handing one of them a half-initialised module.
+#: tests/engine/test_resources.py checks that ``ray.init`` imports nothing more.
+_RAY_START_MODULES = ("ray._private.runtime_env.uv_runtime_env_hook",
+                      "ray._private.thirdparty.pynvml",
+                      "ray.autoscaler.v2.utils",
+                      "ray.dashboard.optional_deps")
+
+
+def import_ray_start_modules() -> None:
+    """Import now what starting Ray would import (see `_RAY_START_MODULES`)."""
+    for name in _RAY_START_MODULES:
+        importlib.import_module(name)
 
 
 @dataclass(frozen=True)
@@ -160,6 +190,8 @@ def ray_session(settings: SearchSettings, *, verbose: bool) -> Iterator[RaySessi
         # "local": a new instance of our own, even where `ray start` left a cluster that
         # ray.init() would otherwise join.
         options["address"] = "local"
+        for key, value in _LOCAL_RAY_ENV.items():  # its processes read them at start
+            os.environ.setdefault(key, value)
         if settings.cpus:  # else Ray counts the CPUs itself, within a container's limit
             options["num_cpus"] = settings.cpus
     try:

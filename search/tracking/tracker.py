@@ -614,18 +614,6 @@ def _mlflow_errors(what: str) -> Iterator[None]:
         raise TrackingError(f"{what}: {detail}") from exc
 
 
-def import_store_modules(tracking_uri: str) -> None:
-    """Import the MLflow modules that opening a database store (SQLite, PostgreSQL)
-    needs, so that a `SearchTracker` made in another thread imports only its own
-    driver's modules. Two threads importing the same packages at once can deadlock on
-    Python's module locks, and the search opens its tracker in a thread while Ray starts
-    (Ray's start-up imports packages that MLflow's import shares)."""
-    if "://" in tracking_uri and not tracking_uri.startswith(("http://", "https://",
-                                                              "file://")):
-        import mlflow.store.model_registry.sqlalchemy_store
-        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
-
-
 @contextmanager
 def using_tracking_store(uri: str) -> Iterator[None]:
     """Point MLflow's process-wide tracking and registry URIs at `uri` for one call, then

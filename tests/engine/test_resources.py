@@ -101,3 +101,26 @@ def test_a_released_session_lets_ray_go_before_its_end_and_a_nested_one_cannot()
             time.sleep(0.05)
         assert not ray.is_initialized()
     assert not ray.is_initialized()
+
+
+def test_starting_ray_imports_nothing_after_import_ray_start_modules():
+    """The search imports MLflow in a thread while Ray starts; that is safe only while
+    Ray's start imports nothing itself (module locks). A Ray upgrade that imports more
+    on ``ray.init`` fails here: add its modules to `_RAY_START_MODULES`."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "import search.pipeline, search.engine.tuner  # what execute has imported\n"
+        "from search.engine.resources import import_ray_start_modules, ray_session\n"
+        "from search.settings import SearchSettings\n"
+        "import_ray_start_modules()\n"
+        "before = set(sys.modules)\n"
+        "with ray_session(SearchSettings(cpus=1), verbose=False):\n"
+        "    after = set(sys.modules)\n"
+        "print('imported by ray.init:', sorted(after - before))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "imported by ray.init: []" in done.stdout, done.stdout
