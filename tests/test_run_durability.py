@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -264,6 +266,11 @@ def test_failed_trials_are_isolated_and_a_dead_worker_is_retried(folder):
     assert steps(client, trials[4]) == [1, 2, 3]
     results = ray_results(folder, "faults", trials[4].data.tags["convsearch.trial_id"])
     assert [(r["epoch"], r["iterations_since_restore"]) for r in results][-1] == (3, 1)
+    # The next worker removed the work folder that the killed one left.
+    killed = results[0]["pid"]
+    assert killed != results[-1]["pid"]
+    assert not list(Path(tempfile.gettempdir()).glob(
+        f"convsearch-trial-{socket.gethostname()}-{killed}-*"))
     # Memory of the worker and the driver is logged with every trial.
     for run in trials.values():
         assert run.data.metrics["worker_rss_mb"] > 50

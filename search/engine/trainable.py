@@ -24,7 +24,6 @@ import gc
 import logging
 import os
 import shutil
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -46,6 +45,7 @@ from search.settings import SearchSettings
 from search.trial.checkpoints import TrainingState, read_state
 from search.trial.config import TrialConfig
 from search.trial.faults import inject
+from search.workdirs import new_workdir
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def run_trial(config: dict[str, Any], *, data: Dataset, settings: SearchSettings
     number = int(config.get(TRIAL_NUMBER, 0))
     trial_config = TrialConfig.from_params({k: v for k, v in config.items()
                                             if k != TRIAL_NUMBER})
-    workdir = Path(tempfile.mkdtemp(prefix="convsearch-trial-"))
+    workdir = new_workdir("trial")
     try:
         _Trial(trial_config, number, data, settings, objectives, workdir, started).run()
     finally:

@@ -27,6 +27,7 @@ from typing import Any
 from search.errors import TrackingError
 from search.observers import SearchObserver, TrialResult
 from search.tracking.tracker import SearchTracker
+from search.workdirs import new_workdir
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class BackgroundWriter(SearchObserver):
     def __init__(self, tracker: SearchTracker) -> None:
         self.tracker = tracker
         self._queue: queue.Queue[_Event | None] = queue.Queue()
-        self._spool = Path(tempfile.mkdtemp(prefix="convsearch-checkpoints-"))
+        self._spool = new_workdir("checkpoints")
         #: Trials whose checkpoint waits to be written, with a version that grows with
         #: each newer copy.
         self._pending_checkpoints: dict[str, int] = {}
