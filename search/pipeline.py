@@ -267,23 +267,43 @@ def _check_name_and_budget(settings: Any, resume: bool) -> int | None:
 @contextmanager
 def _tracker_and_ray(request: SearchRequest, settings: Any,
                      verbose: bool) -> Iterator[tuple[Any, Any]]:
-    """The MLflow tracker, imported and opened in a thread while Ray starts in this one,
-    and the Ray session. Ray's start mostly waits for its processes (2.3 s here, 2
-    CPUs); MLflow's import (about 1 s) and a new SQLite store's tables (0.7 s) fit in
-    that wait. This thread first imports what Ray's start would, so that the two
-    threads never import at the same time (see `import_ray_start_modules`).
+    """The MLflow tracker and the Ray session. Starting a local Ray instance mostly waits
+    for its processes (2.3 s here, 2 CPUs); MLflow's import (about 1 s) and a new SQLite
+    store's tables (0.7 s) fit in that wait, so a thread imports MLflow and opens the
+    store meanwhile. This thread first imports what Ray's start would, so that the two
+    threads never import at the same time (see `import_ray_start_modules`); where it
+    cannot (another Ray version), or when joining a cluster (quick), the store is
+    opened first, here.
 
     Raises:
         TrackingError: the MLflow store cannot be used.
         SettingsError: Ray cannot be started or reached.
     """
-    from search.engine.resources import import_ray_start_modules, ray_session
+    from search.engine.resources import (
+        import_ray_start_modules,
+        ray_session,
+        starts_local_instance,
+    )
+    from search.tracking.uri import set_mlflow_environment
 
-    import_ray_start_modules()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="convsearch-mlflow") as pool:
-        opening = pool.submit(_open_tracker, request.tracking_uri, request.experiment)
+    set_mlflow_environment()  # here: Ray's start reads the environment from its threads
+    if not (starts_local_instance(settings) and import_ray_start_modules()):
+        tracker = _open_tracker(request.tracking_uri, request.experiment)
+        with ray_session(settings, verbose=verbose) as ray_up:
+            yield tracker, ray_up
+        return
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="convsearch-mlflow")
+    opening = pool.submit(_open_tracker, request.tracking_uri, request.experiment)
+    interrupted = False
+    try:
         with ray_session(settings, verbose=verbose) as ray_up:
             yield opening.result(), ray_up
+    except BaseException as exc:
+        # Ctrl+C does not wait for a tracking server that does not answer.
+        interrupted = not isinstance(exc, Exception)
+        raise
+    finally:
+        pool.shutdown(wait=not interrupted, cancel_futures=True)
 
 
 def _open_tracker(tracking_uri: str, experiment: str | None) -> Any:

@@ -479,8 +479,9 @@ def _configure_logging(verbose: bool) -> None:
                         handlers=[RichHandler(show_path=False, show_time=False)])
     for noisy in ("absl", "alembic", "mlflow", "ray", "tensorflow", "optuna"):
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
-    # MLflow sets its own loggers' level when it is imported, which the search does
-    # later (in a thread while Ray starts): tell it the level to set.
+    # MLflow sets its own loggers' levels when it is imported (the loop above covers a
+    # command that imported it already); a search imports it later, in a thread while
+    # Ray starts: tell MLflow the level to set.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "INFO" if verbose else "ERROR")
     # Tune logs each failed trial's traceback at ERROR; the summary and MLflow carry the
     # one-line reason instead, and --verbose brings the tracebacks back.

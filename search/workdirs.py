@@ -2,60 +2,87 @@
 
 A trial worker or a driver removes its own work folder when it ends, but a process
 killed with SIGKILL (the OOM killer, ``kill -9``, a node losing power) never gets to.
-So each folder is named after the machine and the process that made it
-(``convsearch-<kind>-<host>-<pid>-...`` in the system's temporary folder), and the first
-folder a process makes of a kind comes with the removal of those of that kind whose
-process is gone from this machine. The host name keeps machines (or containers) that
-share a temporary folder from judging each other's processes.
+So each folder comes with a lock file beside it (``<folder>.lock``) that its process
+holds locked (``flock``) while the folder is in use: the kernel drops the lock when the
+process dies, however it dies. The first folder a process makes of a kind comes with the
+removal of that kind's folders whose lock nobody holds. A lock says more than a process
+id would: it holds across PID namespaces (containers sharing a temporary folder) and
+cannot be mistaken for a process that reused the id.
 """
 
 from __future__ import annotations
 
+import fcntl
+import logging
 import os
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 
+logger = logging.getLogger(__name__)
+
 _PREFIX = "convsearch-"
+_LOCK_SUFFIX = ".lock"
 #: The kinds whose orphans this process has removed already.
 _swept: set[str] = set()
+#: The open, locked lock file of each folder this process made and has not removed.
+_held: dict[Path, int] = {}
+
+
+def name_prefix(kind: str, pid: int) -> str:
+    """How the folders of `kind` made by process `pid` are named (then a random part)."""
+    return f"{_PREFIX}{kind}-{pid}-"
 
 
 def new_workdir(kind: str) -> Path:
     """A new, empty folder for this process's `kind` of work (``trial``,
-    ``checkpoints``), after removing the orphaned ones of that kind (once per process)."""
-    host = socket.gethostname()
+    ``checkpoints``), after removing the orphaned ones of that kind (once per process).
+    Give it back with `remove_workdir`."""
     if kind not in _swept:
-        remove_orphans(kind, host)
+        remove_orphans(kind)
         _swept.add(kind)
-    return Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{kind}-{host}-{os.getpid()}-"))
+    folder = Path(tempfile.mkdtemp(prefix=name_prefix(kind, os.getpid())))
+    # Locked under a name no sweep looks at, then renamed: a sweep never finds the lock
+    # file unlocked while its folder is in use.
+    staging = Path(f"{folder}{_LOCK_SUFFIX}.new")
+    descriptor = os.open(staging, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    os.replace(staging, f"{folder}{_LOCK_SUFFIX}")
+    _held[folder] = descriptor
+    return folder
 
 
-def remove_orphans(kind: str, host: str) -> list[Path]:
-    """Remove the `kind` folders made on `host` by processes that are no longer running;
-    returns them."""
-    start = f"{_PREFIX}{kind}-{host}-"
+def remove_workdir(folder: Path) -> None:
+    """Remove a folder `new_workdir` made, and its lock."""
+    shutil.rmtree(folder, ignore_errors=True)
+    Path(f"{folder}{_LOCK_SUFFIX}").unlink(missing_ok=True)
+    descriptor = _held.pop(folder, None)
+    if descriptor is not None:
+        os.close(descriptor)
+
+
+def remove_orphans(kind: str) -> list[Path]:
+    """Remove the `kind` folders whose lock no process holds; returns them. Never
+    raises: a folder it cannot judge or remove stays."""
     removed = []
-    for folder in Path(tempfile.gettempdir()).glob(f"{start}*"):
-        pid = folder.name[len(start):].split("-", 1)[0]
-        if pid.isdigit() and not _running(int(pid)):
+    for lock in Path(tempfile.gettempdir()).glob(f"{_PREFIX}{kind}-*{_LOCK_SUFFIX}"):
+        folder = Path(str(lock)[:-len(_LOCK_SUFFIX)])
+        try:
+            descriptor = os.open(lock, os.O_RDONLY)
+        except OSError:
+            continue  # removed meanwhile
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(descriptor)  # in use
+            continue
+        try:
             shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
+            lock.unlink(missing_ok=True)
+            if not folder.exists():
+                removed.append(folder)
+        except OSError as exc:
+            logger.debug("cannot remove the orphaned work folder %s: %s", folder, exc)
+        finally:
+            os.close(descriptor)
     return removed
-
-
-def _running(pid: int) -> bool:
-    """Whether `pid` is a live process here (a zombie, dead but not yet reaped by its
-    parent, is not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc: os.kill's answer stands
-    return stat[stat.rindex(")") + 2:][:1] != "Z"

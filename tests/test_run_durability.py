@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from search.tracking.tracker import (
     TAG_STATUS,
 )
 from search.trial.faults import FAULTS_ENV
+from search.workdirs import name_prefix
 from tests.test_run import run_cli
 
 #: Flags of every search here: tiny data, one trial at a time, every trial trains its
@@ -269,8 +269,7 @@ def test_failed_trials_are_isolated_and_a_dead_worker_is_retried(folder):
     # The next worker removed the work folder that the killed one left.
     killed = results[0]["pid"]
     assert killed != results[-1]["pid"]
-    assert not list(Path(tempfile.gettempdir()).glob(
-        f"convsearch-trial-{socket.gethostname()}-{killed}-*"))
+    assert not list(Path(tempfile.gettempdir()).glob(f"{name_prefix('trial', killed)}*"))
     # Memory of the worker and the driver is logged with every trial.
     for run in trials.values():
         assert run.data.metrics["worker_rss_mb"] > 50

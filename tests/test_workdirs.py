@@ -1,18 +1,22 @@
-"""Work folders of killed processes are removed by the next process on the machine."""
+"""Work folders of killed processes are removed by the next process that makes one."""
 
 from __future__ import annotations
 
 import os
-import socket
+import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 from search import workdirs
+
+HOLDER = ("import sys, time\n"
+          "from search import workdirs\n"
+          "print(workdirs.new_workdir(sys.argv[1]), flush=True)\n"
+          "time.sleep(120)\n")
 
 
 @pytest.fixture
@@ -22,43 +26,38 @@ def temp_root(tmp_path, monkeypatch):
     return tmp_path
 
 
-def finished_pid() -> int:
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
-    process.wait()
-    return process.pid
+def holder(temp_root: Path, kind: str) -> tuple[subprocess.Popen, Path]:
+    """Another process that made a work folder and keeps it."""
+    process = subprocess.Popen([sys.executable, "-c", HOLDER, kind], stdout=subprocess.PIPE,
+                               text=True, env={**os.environ, "TMPDIR": str(temp_root)})
+    return process, Path(process.stdout.readline().strip())
 
 
-def test_a_new_workdir_removes_those_of_processes_that_are_gone(temp_root):
-    host = socket.gethostname()
-    dead = temp_root / f"convsearch-trial-{host}-{finished_pid()}-abc"
-    alive = temp_root / f"convsearch-trial-{host}-{os.getppid()}-def"
-    other_host = temp_root / f"convsearch-trial-elsewhere-{finished_pid()}-ghi"
-    other_kind = temp_root / f"convsearch-checkpoints-{host}-{finished_pid()}-jkl"
-    for folder in (dead, alive, other_host, other_kind):
-        (folder / "model.keras").parent.mkdir()
-        (folder / "model.keras").write_bytes(b"x")
-
-    made = workdirs.new_workdir("trial")
-
-    assert made.is_dir() and made.name.startswith(f"convsearch-trial-{host}-{os.getpid()}-")
-    assert sorted(p.name for p in temp_root.iterdir()) == sorted(
-        [made.name, alive.name, other_host.name, other_kind.name])
-    # Once per process and kind: later folders do not scan again.
-    dead.mkdir()
-    workdirs.new_workdir("trial")
-    assert dead.is_dir()
-
-
-def test_a_zombie_counts_as_gone(temp_root):
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
+def test_a_new_workdir_removes_those_of_killed_processes_only(temp_root):
+    killed, killed_folder = holder(temp_root, "trial")
+    alive, alive_folder = holder(temp_root, "trial")
+    other_kind, other_kind_folder = holder(temp_root, "checkpoints")
+    unlocked = temp_root / "convsearch-trial-1-old"  # from before folders had locks
+    unlocked.mkdir()
     try:
-        stat = Path(f"/proc/{process.pid}/stat")
-        deadline = time.monotonic() + 30
-        while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
-            assert time.monotonic() < deadline, "the child never became a zombie"
-            time.sleep(0.05)
-        folder = temp_root / f"convsearch-trial-{socket.gethostname()}-{process.pid}-x"
-        folder.mkdir()
-        assert workdirs.remove_orphans("trial", socket.gethostname()) == [folder]
+        assert killed_folder.name.startswith(workdirs.name_prefix("trial", killed.pid))
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+        other_kind.send_signal(signal.SIGKILL)
+        other_kind.wait()
+        (killed_folder / "model.keras").write_bytes(b"x")
+
+        made = workdirs.new_workdir("trial")
+
+        names = {p.name for p in temp_root.iterdir()}
+        assert killed_folder.name not in names and f"{killed_folder.name}.lock" not in names
+        assert {made.name, alive_folder.name, f"{alive_folder.name}.lock", unlocked.name,
+                other_kind_folder.name} <= names
+        workdirs.remove_workdir(made)
+        assert not made.exists() and not Path(f"{made}.lock").exists()
+        # Each kind is swept by the first folder of its own kind.
+        assert workdirs.remove_orphans("checkpoints") == [other_kind_folder]
     finally:
-        process.wait()
+        for process in (killed, alive, other_kind):
+            process.kill()
+            process.wait()

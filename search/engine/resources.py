@@ -20,21 +20,22 @@ from search.errors import SettingsError
 from search.interrupts import handlers_kept
 from search.settings import DEFAULT_STORAGE, SearchSettings
 
+logger = logging.getLogger(__name__)
+
 #: Environment for trial workers: TensorFlow's C++ start-up chatter off; and more time
 #: than Tune's default 2 s for a finished trial's thread to end before its worker is
 #: reused (Tune counts a worker whose thread is late as failed to reset).
 _WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TUNE_FUNCTION_THREAD_TIMEOUT_S": "30"}
 
 
-#: Ray's settings for a local instance it starts (the RAY_<name> overrides of its
-#: system config; a value the user set wins). The raylet connects to its own object
-#: store while the store is still starting, and retries only after
+#: Ray's system config for a local instance it starts. The raylet connects to its own
+#: object store while the store is still starting, and retries only after
 #: ``raylet_client_connect_timeout_milliseconds`` (1000 by default): that wait was on
 #: the path of every search's start (seen as a 1 s gap in raylet.out, and ``ray.init``
 #: taking 2.3 s or 3.3 s by whether its 1 s poll for the node met it). 100 attempts of
 #: 100 ms keep Ray's default 10 s before it gives up.
-_LOCAL_RAY_ENV = {"RAY_raylet_client_connect_timeout_milliseconds": "100",
-                  "RAY_raylet_client_num_connect_attempts": "100"}
+_LOCAL_RAY_CONFIG = {"raylet_client_connect_timeout_milliseconds": 100,
+                     "raylet_client_num_connect_attempts": 100}
 
 #: What ``ray.init`` imports on its first call beyond ``import ray`` and Ray Tune (the
 #: top of ``python -X importtime`` within the call, Ray 2.60): importing them first
@@ -49,10 +50,16 @@ _RAY_START_MODULES = ("ray._private.runtime_env.uv_runtime_env_hook",
                       "ray.dashboard.optional_deps")
 
 
-def import_ray_start_modules() -> None:
-    """Import now what starting Ray would import (see `_RAY_START_MODULES`)."""
-    for name in _RAY_START_MODULES:
-        importlib.import_module(name)
+def import_ray_start_modules() -> bool:
+    """Import now what starting Ray would import (see `_RAY_START_MODULES`); False if
+    one of them is missing (another Ray version), when Ray's start would still import."""
+    try:
+        for name in _RAY_START_MODULES:
+            importlib.import_module(name)
+    except ImportError as exc:
+        logger.debug("cannot import what Ray's start imports: %s", exc)
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,11 @@ def plan_resources(settings: SearchSettings, nodes: Sequence[Mapping[str, float]
 def cluster_nodes() -> list[dict[str, float]]:
     """The CPUs and GPUs of each live node of the Ray instance this process is on."""
     return [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
+
+
+def starts_local_instance(settings: SearchSettings) -> bool:
+    """Whether `ray_session` will start a Ray instance of its own on this machine."""
+    return not ray.is_initialized() and cluster_address(settings) is None
 
 
 def cluster_address(settings: SearchSettings) -> str | None:
@@ -190,8 +202,7 @@ def ray_session(settings: SearchSettings, *, verbose: bool) -> Iterator[RaySessi
         # "local": a new instance of our own, even where `ray start` left a cluster that
         # ray.init() would otherwise join.
         options["address"] = "local"
-        for key, value in _LOCAL_RAY_ENV.items():  # its processes read them at start
-            os.environ.setdefault(key, value)
+        options["_system_config"] = _LOCAL_RAY_CONFIG
         if settings.cpus:  # else Ray counts the CPUs itself, within a container's limit
             options["num_cpus"] = settings.cpus
     try:

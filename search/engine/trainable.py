@@ -45,7 +45,7 @@ from search.settings import SearchSettings
 from search.trial.checkpoints import TrainingState, read_state
 from search.trial.config import TrialConfig
 from search.trial.faults import inject
-from search.workdirs import new_workdir
+from search.workdirs import new_workdir, remove_workdir
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def run_trial(config: dict[str, Any], *, data: Dataset, settings: SearchSettings
     finally:
         # Quick: Tune waits for this thread before it reuses the worker, and gives up
         # after a few seconds. The full collection comes with the next trial's start.
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove_workdir(workdir)
         keras.backend.clear_session(free_memory=False)
         if _first_trial_rss is None:
             gc.collect()

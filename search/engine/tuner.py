@@ -64,7 +64,8 @@ _QUIET_TUNE_ENV = {"RAY_AIR_NEW_OUTPUT": "0",
 #: report: the TensorBoard writer alone took about 4 ms a result (a report took 8.5 ms
 #: with them, 4.4 ms without; 60 reports, measured side by side). MLflow holds the
 #: search's metrics, so only the JSON log is kept (`_new_tuner`): Ray's own record of
-#: each trial, result by result.
+#: each trial, result by result. (A search started by an earlier convsearch keeps the
+#: callbacks it was started with: resumed, it writes no JSON log.)
 _TUNE_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
 
 

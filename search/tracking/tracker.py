@@ -27,15 +27,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-# MLflow 3 sends usage telemetry unless told not to; convsearch runs where there may be no
-# network at all, and users did not ask for it.
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-# MLflow's HTTP client retries a failed request for minutes by default. Trial events are
-# retried by `search.tracking.writer` with its own backoff, and a tracking server that is
-# down at the start should be a quick one-line error, so its own retries are kept short.
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+from search.tracking.uri import MLFLOW_ENVIRONMENT
+
+# Before MLflow reads it (the search also sets it earlier, in its main thread).
+os.environ.update({k: v for k, v in MLFLOW_ENVIRONMENT.items() if k not in os.environ})
 
 import mlflow
 import numpy as np

@@ -1,5 +1,5 @@
-"""Which MLflow store a search records in. Kept apart from the tracker so the CLI can
-resolve it without importing MLflow."""
+"""Which MLflow store a search records in, and the environment MLflow is to find when it
+is imported. Kept apart from the tracker so both are settled without importing MLflow."""
 
 from __future__ import annotations
 
@@ -9,6 +9,25 @@ from pathlib import Path
 #: Tracking store used when neither --tracking-uri nor MLFLOW_TRACKING_URI is given:
 #: a SQLite file in the working directory.
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+#: MLflow's settings unless the user set them. MLflow 3 sends usage telemetry unless told
+#: not to; convsearch runs where there may be no network at all, and users did not ask
+#: for it. MLflow's HTTP client retries a failed request for minutes by default; trial
+#: events are retried by `search.tracking.writer` with its own backoff, and a tracking
+#: server that is down at the start should be a quick one-line error, so its own
+#: retries are kept short.
+MLFLOW_ENVIRONMENT = {"MLFLOW_DISABLE_TELEMETRY": "true",
+                      "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+                      "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                      "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+
+
+def set_mlflow_environment() -> None:
+    """Put `MLFLOW_ENVIRONMENT` into this process's environment where unset. Call it in
+    the main thread before another thread imports MLflow: the environment is shared
+    with Ray's start-up, which reads it from native threads."""
+    for key, value in MLFLOW_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
 
 
 def resolve_tracking_uri(flag: str | None) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 from search.errors import TrackingError
 from search.observers import SearchObserver, TrialResult
 from search.tracking.tracker import SearchTracker
-from search.workdirs import new_workdir
+from search.workdirs import new_workdir, remove_workdir
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class BackgroundWriter(SearchObserver):
             if event is not None:
                 self._unwritten.append(event)
         if not self._thread.is_alive():
-            shutil.rmtree(self._spool, ignore_errors=True)
+            remove_workdir(self._spool)
         return _describe(self._unwritten)
 
     # -- the writing thread --------------------------------------------------------------

@@ -103,24 +103,29 @@ def test_a_released_session_lets_ray_go_before_its_end_and_a_nested_one_cannot()
     assert not ray.is_initialized()
 
 
-def test_starting_ray_imports_nothing_after_import_ray_start_modules():
-    """The search imports MLflow in a thread while Ray starts; that is safe only while
-    Ray's start imports nothing itself (module locks). A Ray upgrade that imports more
-    on ``ray.init`` fails here: add its modules to `_RAY_START_MODULES`."""
+@pytest.mark.parametrize("verbose", [False, True])
+def test_starting_ray_imports_nothing_after_import_ray_start_modules(verbose):
+    """The search imports MLflow in a thread while a local Ray starts; that is safe only
+    while Ray's start imports nothing itself (module locks), in the calling thread or
+    in the threads Ray starts (``verbose`` starts its log printer). A Ray upgrade that
+    imports more fails here: add its modules to `_RAY_START_MODULES`."""
+    import os
     import subprocess
     import sys
 
     script = (
-        "import sys\n"
+        "import sys, time\n"
         "import search.pipeline, search.engine.tuner  # what execute has imported\n"
         "from search.engine.resources import import_ray_start_modules, ray_session\n"
         "from search.settings import SearchSettings\n"
-        "import_ray_start_modules()\n"
+        "assert import_ray_start_modules()\n"
         "before = set(sys.modules)\n"
-        "with ray_session(SearchSettings(cpus=1), verbose=False):\n"
+        f"with ray_session(SearchSettings(cpus=1), verbose={verbose}):\n"
+        "    time.sleep(1)  # Ray's own threads at work\n"
         "    after = set(sys.modules)\n"
         "print('imported by ray.init:', sorted(after - before))\n")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "imported by ray.init: []" in done.stdout, done.stdout
