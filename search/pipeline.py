@@ -18,8 +18,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
+import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -292,24 +293,35 @@ def _tracker_and_ray(request: SearchRequest, settings: Any,
         with ray_session(settings, verbose=verbose) as ray_up:
             yield tracker, ray_up
         return
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="convsearch-mlflow")
-    opening = pool.submit(_open_tracker, request.tracking_uri, request.experiment)
-    interrupted = False
+    opening: Future[Any] = Future()
+    # A daemon thread: a stopped search's process may exit while a tracking server
+    # that does not answer keeps the thread waiting.
+    thread = threading.Thread(target=_open_tracker_into, name="convsearch-mlflow",
+                              args=(opening, request.tracking_uri, request.experiment),
+                              daemon=True)
+    thread.start()
     try:
         with ray_session(settings, verbose=verbose) as ray_up:
             yield opening.result(), ray_up
-    except BaseException as exc:
-        # Ctrl+C does not wait for a tracking server that does not answer.
-        interrupted = not isinstance(exc, Exception)
+    except (KeyboardInterrupt, SearchInterrupted):
+        raise  # Ctrl+C or SIGTERM does not wait for the store
+    except BaseException:
+        thread.join()  # no other import while the thread's may still run
         raise
-    finally:
-        pool.shutdown(wait=not interrupted, cancel_futures=True)
 
 
 def _open_tracker(tracking_uri: str, experiment: str | None) -> Any:
     from search.tracking.tracker import DEFAULT_EXPERIMENT, SearchTracker
 
     return SearchTracker(tracking_uri, experiment or DEFAULT_EXPERIMENT)
+
+
+def _open_tracker_into(opening: Future[Any], tracking_uri: str,
+                       experiment: str | None) -> None:
+    try:
+        opening.set_result(_open_tracker(tracking_uri, experiment))
+    except BaseException as exc:
+        opening.set_exception(exc)
 
 
 def _challenge(tracker: Any, model_name: str, predicted: Any, data: Dataset,

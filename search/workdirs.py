@@ -5,9 +5,12 @@ killed with SIGKILL (the OOM killer, ``kill -9``, a node losing power) never get
 So each folder comes with a lock file beside it (``<folder>.lock``) that its process
 holds locked (``flock``) while the folder is in use: the kernel drops the lock when the
 process dies, however it dies. The first folder a process makes of a kind comes with the
-removal of that kind's folders whose lock nobody holds. A lock says more than a process
-id would: it holds across PID namespaces (containers sharing a temporary folder) and
-cannot be mistaken for a process that reused the id.
+removal of that kind's folders from this machine whose lock nobody holds. A lock says
+more than a process id would: it holds across PID namespaces (containers sharing a
+temporary folder) and cannot be mistaken for a process that reused the id. The host's
+name in the folder's name keeps machines that share a temporary folder over a network
+file system (where a lock may be seen by its own machine only) out of each other's way.
+Where locks cannot be taken at all, folders are made without one and never swept.
 """
 
 from __future__ import annotations
@@ -16,65 +19,88 @@ import fcntl
 import logging
 import os
 import shutil
+import socket
+import stat
 import tempfile
+import threading
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
 _PREFIX = "convsearch-"
 _LOCK_SUFFIX = ".lock"
-#: The kinds whose orphans this process has removed already.
+#: The kinds whose orphans this process has removed already, and the lock around that.
 _swept: set[str] = set()
+_sweeping = threading.Lock()
 #: The open, locked lock file of each folder this process made and has not removed.
 _held: dict[Path, int] = {}
 
 
 def name_prefix(kind: str, pid: int) -> str:
-    """How the folders of `kind` made by process `pid` are named (then a random part)."""
-    return f"{_PREFIX}{kind}-{pid}-"
+    """How the folders of `kind` made on this machine by process `pid` are named (then a
+    random part). Host names hold no ``@``."""
+    return f"{_PREFIX}{kind}@{socket.gethostname()}@{pid}-"
 
 
 def new_workdir(kind: str) -> Path:
     """A new, empty folder for this process's `kind` of work (``trial``,
     ``checkpoints``), after removing the orphaned ones of that kind (once per process).
     Give it back with `remove_workdir`."""
-    if kind not in _swept:
-        remove_orphans(kind)
-        _swept.add(kind)
+    with _sweeping:
+        if kind not in _swept:
+            remove_orphans(kind)
+            _swept.add(kind)
     folder = Path(tempfile.mkdtemp(prefix=name_prefix(kind, os.getpid())))
     # Locked under a name no sweep looks at, then renamed: a sweep never finds the lock
     # file unlocked while its folder is in use.
     staging = Path(f"{folder}{_LOCK_SUFFIX}.new")
-    descriptor = os.open(staging, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    fcntl.flock(descriptor, fcntl.LOCK_EX)
-    os.replace(staging, f"{folder}{_LOCK_SUFFIX}")
+    descriptor = None
+    try:
+        descriptor = os.open(staging, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        os.replace(staging, f"{folder}{_LOCK_SUFFIX}")
+    except OSError as exc:  # a file system without locks: the folder just stays unswept
+        logger.debug("cannot lock work folder %s: %s", folder, exc)
+        if descriptor is not None:
+            os.close(descriptor)
+        staging.unlink(missing_ok=True)
+        return folder
     _held[folder] = descriptor
     return folder
 
 
 def remove_workdir(folder: Path) -> None:
     """Remove a folder `new_workdir` made, and its lock."""
-    shutil.rmtree(folder, ignore_errors=True)
-    Path(f"{folder}{_LOCK_SUFFIX}").unlink(missing_ok=True)
-    descriptor = _held.pop(folder, None)
-    if descriptor is not None:
-        os.close(descriptor)
+    try:
+        shutil.rmtree(folder, ignore_errors=True)
+        Path(f"{folder}{_LOCK_SUFFIX}").unlink(missing_ok=True)
+    finally:
+        descriptor = _held.pop(folder, None)
+        if descriptor is not None:
+            os.close(descriptor)
 
 
 def remove_orphans(kind: str) -> list[Path]:
-    """Remove the `kind` folders whose lock no process holds; returns them. Never
-    raises: a folder it cannot judge or remove stays."""
+    """Remove this machine's `kind` folders whose lock no process holds; returns them.
+    Never raises: a folder it cannot judge or remove stays."""
     removed = []
-    for lock in Path(tempfile.gettempdir()).glob(f"{_PREFIX}{kind}-*{_LOCK_SUFFIX}"):
+    start = name_prefix(kind, 0)[:-len("0-")]
+    for lock in Path(tempfile.gettempdir()).glob(f"{start}*{_LOCK_SUFFIX}"):
         folder = Path(str(lock)[:-len(_LOCK_SUFFIX)])
         try:
-            descriptor = os.open(lock, os.O_RDONLY)
+            # Never blocks (a FIFO planted under that name) or follows a link.
+            descriptor = os.open(lock, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
         except OSError:
-            continue  # removed meanwhile
+            continue  # removed meanwhile, or not ours to open
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            info = os.fstat(descriptor)
+            free = stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid()
+            if free:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            os.close(descriptor)  # in use
+            free = False  # in use
+        if not free:
+            os.close(descriptor)
             continue
         try:
             shutil.rmtree(folder, ignore_errors=True)

@@ -39,6 +39,8 @@ def test_a_new_workdir_removes_those_of_killed_processes_only(temp_root):
     other_kind, other_kind_folder = holder(temp_root, "checkpoints")
     unlocked = temp_root / "convsearch-trial-1-old"  # from before folders had locks
     unlocked.mkdir()
+    planted = temp_root / f"{workdirs.name_prefix('trial', 1)}x.lock"
+    os.mkfifo(planted)  # opening it would block: the sweep must not
     try:
         assert killed_folder.name.startswith(workdirs.name_prefix("trial", killed.pid))
         killed.send_signal(signal.SIGKILL)
@@ -52,7 +54,7 @@ def test_a_new_workdir_removes_those_of_killed_processes_only(temp_root):
         names = {p.name for p in temp_root.iterdir()}
         assert killed_folder.name not in names and f"{killed_folder.name}.lock" not in names
         assert {made.name, alive_folder.name, f"{alive_folder.name}.lock", unlocked.name,
-                other_kind_folder.name} <= names
+                other_kind_folder.name, planted.name} <= names
         workdirs.remove_workdir(made)
         assert not made.exists() and not Path(f"{made}.lock").exists()
         # Each kind is swept by the first folder of its own kind.

@@ -202,7 +202,9 @@ def ray_session(settings: SearchSettings, *, verbose: bool) -> Iterator[RaySessi
         # "local": a new instance of our own, even where `ray start` left a cluster that
         # ray.init() would otherwise join.
         options["address"] = "local"
-        options["_system_config"] = _LOCAL_RAY_CONFIG
+        # A RAY_<name> setting of the user's wins (Ray would let ours override it).
+        options["_system_config"] = {key: value for key, value in _LOCAL_RAY_CONFIG.items()
+                                     if f"RAY_{key}" not in os.environ}
         if settings.cpus:  # else Ray counts the CPUs itself, within a container's limit
             options["num_cpus"] = settings.cpus
     try:

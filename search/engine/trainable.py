@@ -173,7 +173,7 @@ class _Trial:
                 logger.warning("trial %s: its checkpoint cannot be read (%s); it starts "
                                "over", self.number, exc)
                 shutil.rmtree(self.workdir, ignore_errors=True)
-                self.workdir.mkdir()
+                self.workdir.mkdir(mode=0o700, exist_ok=True)
         self.timing["time_setup_s"] = time.perf_counter() - self.started
         try:
             if state is not None and state.finished:
