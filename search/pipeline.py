@@ -280,14 +280,15 @@ def _tracker_and_ray(request: SearchRequest, settings: Any,
         TrackingError: the MLflow store cannot be used.
         SettingsError: Ray cannot be started or reached.
     """
+    # Importing search.tracking sets MLflow's environment: here, in this thread, since
+    # Ray's start reads the environment from its own threads.
+    import search.tracking  # noqa: F401
     from search.engine.resources import (
         import_ray_start_modules,
         ray_session,
         starts_local_instance,
     )
-    from search.tracking.uri import set_mlflow_environment
 
-    set_mlflow_environment()  # here: Ray's start reads the environment from its threads
     if not (starts_local_instance(settings) and import_ray_start_modules()):
         tracker = _open_tracker(request.tracking_uri, request.experiment)
         with ray_session(settings, verbose=verbose) as ray_up:

@@ -39,7 +39,12 @@ _held: dict[Path, int] = {}
 def name_prefix(kind: str, pid: int) -> str:
     """How the folders of `kind` made on this machine by process `pid` are named (then a
     random part). Host names hold no ``@``."""
-    return f"{_PREFIX}{kind}@{socket.gethostname()}@{pid}-"
+    return f"{_machine_prefix(kind)}{pid}-"
+
+
+def _machine_prefix(kind: str) -> str:
+    """How the folders of `kind` made on this machine begin."""
+    return f"{_PREFIX}{kind}@{socket.gethostname()}@"
 
 
 def new_workdir(kind: str) -> Path:
@@ -84,8 +89,7 @@ def remove_orphans(kind: str) -> list[Path]:
     """Remove this machine's `kind` folders whose lock no process holds; returns them.
     Never raises: a folder it cannot judge or remove stays."""
     removed = []
-    start = name_prefix(kind, 0)[:-len("0-")]
-    for lock in Path(tempfile.gettempdir()).glob(f"{start}*{_LOCK_SUFFIX}"):
+    for lock in Path(tempfile.gettempdir()).glob(f"{_machine_prefix(kind)}*{_LOCK_SUFFIX}"):
         folder = Path(str(lock)[:-len(_LOCK_SUFFIX)])
         try:
             # Never blocks (a FIFO planted under that name) or follows a link.

@@ -27,11 +27,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from search.tracking.uri import MLFLOW_ENVIRONMENT
-
-# Before MLflow reads it (the search also sets it earlier, in its main thread).
-os.environ.update({k: v for k, v in MLFLOW_ENVIRONMENT.items() if k not in os.environ})
-
 import mlflow
 import numpy as np
 from mlflow.entities import Metric, Param, RunTag

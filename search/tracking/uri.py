@@ -23,9 +23,8 @@ MLFLOW_ENVIRONMENT = {"MLFLOW_DISABLE_TELEMETRY": "true",
 
 
 def set_mlflow_environment() -> None:
-    """Put `MLFLOW_ENVIRONMENT` into this process's environment where unset. Call it in
-    the main thread before another thread imports MLflow: the environment is shared
-    with Ray's start-up, which reads it from native threads."""
+    """Put `MLFLOW_ENVIRONMENT` into this process's environment where unset (importing
+    `search.tracking` does, before any of its modules imports MLflow)."""
     for key, value in MLFLOW_ENVIRONMENT.items():
         os.environ.setdefault(key, value)
 
