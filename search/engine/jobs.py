@@ -27,6 +27,11 @@ STOP_GRACE_S = 120
 #: answers "No available agent to submit job, please try again later".
 AGENT_WAIT_S = 90.0
 _AGENT_NOT_READY = "No available agent"
+#: The port a head's dashboard agent serves jobs on unless told otherwise. Every Ray
+#: instance on a machine asks for it, a local ray.init() included; when it is taken the
+#: agent runs without it and the head refuses every job, so the wait above ends in an
+#: error that says so.
+_RAY_AGENT_PORT = 52365
 
 
 class JobError(SearchError, RuntimeError):
@@ -80,21 +85,28 @@ class SearchJobs:
             raise JobError(f"cannot reach the Ray Jobs API at {address}: "
                            f"{first_line(exc)}") from exc
 
-    def submit(self, spec: JobSpec) -> str:
+    def submit(self, spec: JobSpec, agent_wait_s: float = AGENT_WAIT_S) -> str:
         """Submit the search; its job id. A cluster whose job agent is not ready yet is
-        tried again for up to AGENT_WAIT_S (such a refusal submitted nothing)."""
+        tried again for up to `agent_wait_s` (such a refusal submitted nothing)."""
         import time
 
-        deadline = time.monotonic() + AGENT_WAIT_S
+        deadline = time.monotonic() + agent_wait_s
         while True:
             try:
                 return self._client.submit_job(entrypoint=spec.entrypoint(),
                                                runtime_env=spec.runtime_env(),
                                                submission_id=spec.submission_id)
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                if _AGENT_NOT_READY in str(exc) and time.monotonic() < deadline:
-                    time.sleep(1.0)
-                    continue
+                if _AGENT_NOT_READY in str(exc):
+                    if time.monotonic() < deadline:
+                        time.sleep(1.0)
+                        continue
+                    raise JobError(
+                        f"the Ray head at {self.address} has no job agent after "
+                        f"{agent_wait_s:.0f} s; if another Ray instance on its machine "
+                        f"holds port {_RAY_AGENT_PORT}, restart the head with "
+                        "`ray start --head --dashboard-agent-listen-port <free port>`"
+                    ) from exc
                 raise JobError(f"the Ray Jobs API at {self.address} refused the search: "
                                f"{first_line(exc)}") from exc
 

@@ -4,16 +4,19 @@ mid-search, and resumed through the Jobs API."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,10 +40,11 @@ class RayHead:
     env: dict[str, str]  # what a client needs: the token
 
 
-@pytest.fixture(scope="module")
-def ray_head():
+@contextlib.contextmanager
+def _ray_head(agent_port: int) -> Iterator[RayHead]:
     """A one-node Ray cluster of its own (own temp dir, so no other test's ray.init()
-    finds it), its dashboard and Jobs API on loopback, token auth on."""
+    finds it), its dashboard and Jobs API on loopback, token auth on, its dashboard
+    agent (which runs the jobs) on `agent_port`."""
     folder = Path(tempfile.mkdtemp(prefix="cs-ray-"))  # short: Ray's socket paths
     token = folder / "auth_token"
     token.write_text(secrets.token_hex(16))
@@ -53,6 +57,7 @@ def ray_head():
         [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
          "--node-ip-address", "127.0.0.1", "--port", str(free_port()),
          "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
+         "--dashboard-agent-listen-port", str(agent_port),
          "--num-cpus", "2", "--temp-dir", str(folder / "ray"), "--disable-usage-stats"],
         env=env, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True)
@@ -68,6 +73,15 @@ def ray_head():
                 head.wait(timeout=wait_s)
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 pass
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    """The agent gets a free port, not Ray's fixed default (52365): every local
+    ray.init() on this machine (the other xdist worker's searches) asks for that one,
+    and a head whose agent cannot bind it refuses every job for good."""
+    with _ray_head(free_port()) as head:
+        yield head
 
 
 def _wait_for_jobs_api(address: str, token: str, head: subprocess.Popen) -> None:
@@ -162,3 +176,30 @@ def test_an_unreachable_jobs_api_is_one_line():
     assert done.returncode == 2
     assert done.stderr.startswith("convsearch: error: cannot reach the Ray Jobs API at ")
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+_SUBMIT_WAITING_3_S = """
+import sys
+from search.engine.jobs import JobError, JobSpec, SearchJobs
+try:
+    SearchJobs(sys.argv[1]).submit(JobSpec(search_args=["--trials", "1"]), agent_wait_s=3)
+except JobError as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.slow
+def test_a_head_whose_job_agent_lost_its_port_is_named_as_such():
+    """Another Ray instance holding the agent's port leaves the head without jobs; the
+    submission says so in one line instead of Ray's "try again later"."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with _ray_head(port) as head:
+            done = subprocess.run([sys.executable, "-c", _SUBMIT_WAITING_3_S, head.jobs],
+                                  cwd=REPO, env=head.env, capture_output=True, text=True,
+                                  timeout=120)
+    assert done.stdout.startswith(f"the Ray head at {head.jobs} has no job agent after 3 s"), (
+        done.stdout + done.stderr)
+    assert "--dashboard-agent-listen-port" in done.stdout and done.stdout.count("\n") == 1
