@@ -79,19 +79,20 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
 
-    import ray
     from rich.console import Console
     from rich.table import Table
 
-    ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
+    from search.engine.resources import ray_session
+    from search.settings import SearchSettings
+
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with (ray_session(SearchSettings(cpus=os.cpu_count() or 1), verbose=False),
+          tempfile.TemporaryDirectory() as tmp):
         start = time.perf_counter()
         folder = make_folder(Path(tmp) / "folder", args.images, args.size)
         made = time.perf_counter() - start
         rows.append(("digits", measure("digits", args.batch_size)))
         rows.append((f"folder of {args.images:,} PNGs", measure(str(folder), args.batch_size)))
-    ray.shutdown()
 
     columns = ["load", "ray.put", "ray.get", "pipeline build", "first pass", "cached pass"]
     table = Table(title=f"Getting data to trials (seconds, batch {args.batch_size}, "

@@ -168,15 +168,15 @@ def main() -> None:
     args = parser.parse_args()
 
     import optuna
-    import ray
     from rich.console import Console
     from rich.table import Table
 
     from search.data import load_dataset
+    from search.engine.resources import ray_session
+    from search.settings import SearchSettings
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
-    ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
     console = Console(width=150)
     targets = {n: args.target or TARGETS[n] for n in args.data}
     table = Table(title=f"Search efficiency: {args.epoch_budget} epochs per search, "
@@ -186,7 +186,9 @@ def main() -> None:
     for column in ("data", "arm", "best val_accuracy", "test accuracy", "reached target",
                    "epochs to target", "seconds to target", "seconds in all"):
         table.add_column(column)
-    with tempfile.TemporaryDirectory() as tmp:
+    # One Ray instance for all the searches, started as a search starts its own.
+    with (ray_session(SearchSettings(cpus=os.cpu_count() or 1), verbose=False),
+          tempfile.TemporaryDirectory() as tmp):
         for name in args.data:
             data = load_dataset("digits") if name == "digits" else hard_digits()
             runs = []
@@ -203,7 +205,6 @@ def main() -> None:
                               _spread([r["seconds"] for r in results]))
                 console.print(f"done: {name} / {arm[0]}")
             save_plot(name, runs, targets[name], args.out / f"efficiency_{name}.png")
-    ray.shutdown()
     console.print(table)
     console.print(f"plots: {', '.join(str(args.out / f'efficiency_{n}.png') for n in args.data)}")
 

@@ -4,12 +4,13 @@ split between concurrent trials."""
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import math
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,42 @@ _RAY_START_MODULES = ("ray._private.runtime_env.uv_runtime_env_hook",
                       "ray._private.thirdparty.pynvml",
                       "ray.autoscaler.v2.utils",
                       "ray.dashboard.optional_deps")
+
+
+#: What a local instance's dashboard agent listens on: any free port, where ray.init()
+#: would ask for Ray's fixed one (52365) and has no argument to say otherwise (Ray's
+#: answer is `ray start --dashboard-agent-listen-port`). Every Ray instance on a machine
+#: asks for that port: the agent of a second one retries binding it for about 3 s, and
+#: ray.init() waits for it (its raylet took 4.3 s to start instead of 1.0 s, medians of
+#: 21 and 19 starts in a test suite run), and a Ray head started later on the machine
+#: gets no job agent and refuses every job.
+_LOCAL_AGENT_PORT = 0
+
+
+@contextmanager
+def _local_agent_port() -> Iterator[None]:
+    """While a local instance starts, make `_LOCAL_AGENT_PORT` the default of the one
+    place ray.init() takes the agent's port from (``RayParams``); Ray as it was after.
+    Where that default is not found (another Ray version), Ray keeps its own."""
+    try:
+        from ray._private.parameter import RayParams
+
+        init = RayParams.__init__
+        positional = [p.name for p in inspect.signature(init).parameters.values()
+                      if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty]
+        index = positional.index("dashboard_agent_listen_port")
+        fixed = init.__defaults__ or ()
+        if len(fixed) != len(positional):
+            raise ValueError(f"RayParams has {len(fixed)} defaults for {positional}")
+    except (ImportError, AttributeError, ValueError) as exc:
+        logger.debug("cannot choose the dashboard agent's port: %s", exc)
+        yield
+        return
+    init.__defaults__ = (*fixed[:index], _LOCAL_AGENT_PORT, *fixed[index + 1:])
+    try:
+        yield
+    finally:
+        init.__defaults__ = fixed
 
 
 def import_ray_start_modules() -> bool:
@@ -208,7 +245,8 @@ def ray_session(settings: SearchSettings, *, verbose: bool) -> Iterator[RaySessi
         if settings.cpus:  # else Ray counts the CPUs itself, within a container's limit
             options["num_cpus"] = settings.cpus
     try:
-        with handlers_kept():  # the caller's handlers stay, not ray.init's
+        # The caller's handlers stay, not ray.init's.
+        with handlers_kept(), (nullcontext() if address else _local_agent_port()):
             ray.init(**options)
     except (ConnectionError, ray.exceptions.RayError, ValueError) as exc:
         raise SettingsError(f"cannot start or reach Ray ({address or 'local'}): "

@@ -16,21 +16,16 @@ from search.trial.faults import FAULTS_ENV
 
 
 @pytest.mark.slow
-def test_a_diverged_trial_tells_the_search_algorithm_its_best_value(small_digits, tmp_path):
-    import ray
-
+def test_a_diverged_trial_tells_the_search_algorithm_its_best_value(small_digits, tmp_path,
+                                                                     ray_with_worker_env):
     faults = [{"trial": 1, "epoch": 2, "action": "nan"}]
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {FAULTS_ENV: json.dumps(faults)}})
     space = parse_space("learning_rate: {loguniform: [3.0e-3, 1.0e-2]}\nconv_blocks: 1\n"
                         "filters: 4\ndense_units: 8\n")
     settings = SearchSettings(name="learns", algorithm="tpe", trials=2, max_epochs=3,
                               scheduler="none", concurrency=1, checkpoint_interval_s=0,
                               storage=tmp_path / "ray")
-    try:
+    with ray_with_worker_env({FAULTS_ENV: json.dumps(faults)}):
         outcome = run_search(space, small_digits, settings)
-    finally:
-        ray.shutdown()
     first, second = sorted(outcome.trials, key=lambda t: t.number)
     assert (first.status, second.status) == ("failed", "completed")
     assert first.error == "TrainingError: loss became NaN or infinite in epoch 2 (injected)"

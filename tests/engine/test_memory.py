@@ -74,15 +74,11 @@ def test_memory_stays_flat_over_forty_trials(tmp_path):
 
 
 @pytest.fixture
-def recycling_ray():
+def recycling_ray(ray_with_worker_env):
     """A local Ray instance of the test's own whose workers count as grown after every
     trial (a negative limit)."""
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {GROWTH_LIMIT_ENV: "-1"}})
-    yield
-    ray.shutdown()
+    with ray_with_worker_env({GROWTH_LIMIT_ENV: "-1"}):
+        yield
 
 
 @pytest.mark.slow

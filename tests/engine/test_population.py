@@ -22,14 +22,10 @@ PAUSES = [{"trial": n, "epoch": 1, "action": "sleep:3"} for n in (1, 2, 3, 4)]
 
 
 @pytest.fixture
-def overlapping_ray():
+def overlapping_ray(ray_with_worker_env):
     """A local Ray instance of the test's own, its workers told to pause (`PAUSES`)."""
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {FAULTS_ENV: json.dumps(PAUSES)}})
-    yield
-    ray.shutdown()
+    with ray_with_worker_env({FAULTS_ENV: json.dumps(PAUSES)}):
+        yield
 
 
 @pytest.mark.slow

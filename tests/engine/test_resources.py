@@ -103,6 +103,23 @@ def test_a_released_session_lets_ray_go_before_its_end_and_a_nested_one_cannot()
     assert not ray.is_initialized()
 
 
+def test_a_local_instance_leaves_rays_fixed_agent_port_to_others():
+    """Ray's dashboard agent asks for 52365 on every node; a search's own instance takes
+    any free port instead, so a second search, or a Ray head, on the machine gets it
+    without waiting (see `_LOCAL_AGENT_PORT`). Ray's default is back after the start."""
+    import inspect
+
+    import ray
+    from ray._private.parameter import RayParams
+
+    with ray_session(SearchSettings(cpus=1), verbose=False):
+        (node,) = ray.nodes()
+        port = node["DashboardAgentListenPort"]
+    assert port > 0 and port != 52365
+    default = inspect.signature(RayParams.__init__).parameters["dashboard_agent_listen_port"]
+    assert default.default == 52365
+
+
 @pytest.mark.parametrize("verbose", [False, True])
 def test_starting_ray_imports_nothing_after_import_ray_start_modules(verbose):
     """The search imports MLflow in a thread while a local Ray starts; that is safe only
