@@ -27,10 +27,10 @@ STOP_GRACE_S = 120
 #: answers "No available agent to submit job, please try again later".
 AGENT_WAIT_S = 90.0
 _AGENT_NOT_READY = "No available agent"
-#: The port a head's dashboard agent serves jobs on unless told otherwise. Every Ray
-#: instance on a machine asks for it, a local ray.init() included; when it is taken the
-#: agent runs without it and the head refuses every job, so the wait above ends in an
-#: error that says so.
+#: The port a head's dashboard agent serves jobs on unless told otherwise (Ray's
+#: DEFAULT_DASHBOARD_AGENT_LISTEN_PORT, not imported to keep Ray out of this import).
+#: Every Ray instance on a machine asks for it; when it is taken the agent runs without
+#: it and the head refuses every job, so the wait above ends in an error that says so.
 _RAY_AGENT_PORT = 52365
 
 
@@ -90,7 +90,7 @@ class SearchJobs:
         tried again for up to `agent_wait_s` (such a refusal submitted nothing)."""
         import time
 
-        deadline = time.monotonic() + agent_wait_s
+        started = time.monotonic()
         while True:
             try:
                 return self._client.submit_job(entrypoint=spec.entrypoint(),
@@ -98,14 +98,16 @@ class SearchJobs:
                                                submission_id=spec.submission_id)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 if _AGENT_NOT_READY in str(exc):
-                    if time.monotonic() < deadline:
+                    # Each refusal comes after Ray's own wait for an agent (10 s).
+                    waited = time.monotonic() - started
+                    if waited < agent_wait_s:
                         time.sleep(1.0)
                         continue
                     raise JobError(
-                        f"the Ray head at {self.address} has no job agent after "
-                        f"{agent_wait_s:.0f} s; if another Ray instance on its machine "
-                        f"holds port {_RAY_AGENT_PORT}, restart the head with "
-                        "`ray start --head --dashboard-agent-listen-port <free port>`"
+                        f"the Ray head at {self.address} still had no job agent after "
+                        f"{waited:.0f} s; if another Ray instance on its machine holds "
+                        f"Ray's default agent port ({_RAY_AGENT_PORT}), start the head "
+                        "with ray start --dashboard-agent-listen-port and a free port"
                     ) from exc
                 raise JobError(f"the Ray Jobs API at {self.address} refused the search: "
                                f"{first_line(exc)}") from exc

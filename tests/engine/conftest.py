@@ -25,6 +25,9 @@ def ray_with_worker_env(monkeypatch):
     instance's workers inherit the driver's environment)."""
     @contextmanager
     def start(env: dict[str, str]) -> Iterator[None]:
+        import ray
+
+        assert not ray.is_initialized(), "a running Ray instance would not see `env`"
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         with ray_session(SearchSettings(cpus=2), verbose=False):

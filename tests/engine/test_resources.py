@@ -106,16 +106,26 @@ def test_a_released_session_lets_ray_go_before_its_end_and_a_nested_one_cannot()
 def test_a_local_instance_leaves_rays_fixed_agent_port_to_others():
     """Ray's dashboard agent asks for 52365 on every node; a search's own instance takes
     any free port instead, so a second search, or a Ray head, on the machine gets it
-    without waiting (see `_LOCAL_AGENT_PORT`). Ray's default is back after the start."""
+    without waiting (see `_LOCAL_AGENT_PORT`). Ray's default is back after the start.
+
+    The test holds 52365 itself where it is free: an agent that asked for it has no port
+    (-1), and one that took any port cannot have taken this one by chance."""
     import inspect
+    import socket
 
     import ray
     from ray._private.parameter import RayParams
 
-    with ray_session(SearchSettings(cpus=1), verbose=False):
-        (node,) = ray.nodes()
-        port = node["DashboardAgentListenPort"]
-    assert port > 0 and port != 52365
+    with socket.socket() as fixed_port:
+        try:
+            fixed_port.bind(("", 52365))
+            fixed_port.listen()
+        except OSError:
+            pass  # another Ray instance holds it: the same for this test
+        with ray_session(SearchSettings(cpus=1), verbose=False):
+            (node,) = ray.nodes()
+            port = node["DashboardAgentListenPort"]
+    assert port > 0
     default = inspect.signature(RayParams.__init__).parameters["dashboard_agent_listen_port"]
     assert default.default == 52365
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -200,6 +201,6 @@ def test_a_head_whose_job_agent_lost_its_port_is_named_as_such():
             done = subprocess.run([sys.executable, "-c", _SUBMIT_WAITING_3_S, head.jobs],
                                   cwd=REPO, env=head.env, capture_output=True, text=True,
                                   timeout=120)
-    assert done.stdout.startswith(f"the Ray head at {head.jobs} has no job agent after 3 s"), (
-        done.stdout + done.stderr)
+    assert re.match(rf"the Ray head at {head.jobs} still had no job agent after \d+ s; ",
+                    done.stdout), done.stdout + done.stderr
     assert "--dashboard-agent-listen-port" in done.stdout and done.stdout.count("\n") == 1
