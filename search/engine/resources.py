@@ -163,8 +163,10 @@ def starts_local_instance(settings: SearchSettings) -> bool:
 
 def cluster_address(settings: SearchSettings) -> str | None:
     """The Ray cluster to join: ``--ray-address``, else RAY_ADDRESS (what ``ray job
-    submit`` sets for the job's driver); None starts a local instance."""
-    return settings.ray_address or os.environ.get("RAY_ADDRESS") or None
+    submit`` sets for the job's driver); None starts a local instance, as Ray's own
+    address "local" asks."""
+    address = settings.ray_address or os.environ.get("RAY_ADDRESS") or None
+    return None if address == "local" else address
 
 
 def check_storage(settings: SearchSettings, nodes: Sequence[Mapping[str, float]]) -> None:

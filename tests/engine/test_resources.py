@@ -80,6 +80,7 @@ def test_joining_a_cluster_follows_ray_address(monkeypatch):
     assert cluster_address(SearchSettings()) == "127.0.0.1:6379"
     assert cluster_address(SearchSettings(ray_address="ray://head:10001")) == \
         "ray://head:10001"
+    assert cluster_address(SearchSettings(ray_address="local")) is None  # Ray's "new one"
     with (pytest.raises(SettingsError, match=r"--cpus sizes a local Ray instance; the "
                                              r"cluster at 127.0.0.1:6379"),
           ray_session(SearchSettings(cpus=2), verbose=False)):
