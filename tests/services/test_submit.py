@@ -78,10 +78,10 @@ def _ray_head(agent_port: int) -> Iterator[RayHead]:
 
 @pytest.fixture(scope="module")
 def ray_head():
-    """The agent gets a free port, not Ray's fixed default (52365): every local
-    ray.init() on this machine (the other xdist worker's searches) asks for that one,
-    and a head whose agent cannot bind it refuses every job for good."""
-    with _ray_head(free_port()) as head:
+    """The agent takes any free port (0), not Ray's fixed default (52365), which any
+    other Ray instance on this machine may hold: a head whose agent cannot bind its port
+    refuses every job for good. The Jobs API finds the agent wherever it listens."""
+    with _ray_head(0) as head:
         yield head
 
 
