@@ -66,7 +66,6 @@ def _local_agent_port() -> Iterator[None]:
     """While a local instance starts, make `_LOCAL_AGENT_PORT` the default of the one
     place ray.init() takes the agent's port from (``RayParams``); Ray as it was after.
     Where that default is not found (another Ray version), Ray keeps its own."""
-    init, fixed, index = None, (), -1
     try:
         from ray._private.parameter import RayParams
 
@@ -79,11 +78,13 @@ def _local_agent_port() -> Iterator[None]:
             raise ValueError(f"RayParams has {len(fixed)} defaults for {positional}")
     except (ImportError, AttributeError, ValueError) as exc:
         logger.debug("cannot choose the dashboard agent's port: %s", exc)
-        init = None
-    if init is None:
+        chosen = None
+    else:
+        chosen = (*fixed[:index], _LOCAL_AGENT_PORT, *fixed[index + 1:])
+    if chosen is None:
         yield
         return
-    init.__defaults__ = (*fixed[:index], _LOCAL_AGENT_PORT, *fixed[index + 1:])
+    init.__defaults__ = chosen
     try:
         yield
     finally:
