@@ -25,12 +25,7 @@ logger = logging.getLogger(__name__)
 
 #: Environment for trial workers: TensorFlow's C++ start-up chatter off; and more time
 #: than Tune's default 2 s for a finished trial's thread to end before its worker is
-#: reused (Tune counts a worker whose thread is late as failed to reset). A cluster's
-#: workers get it as the job's runtime environment; a local instance's inherit it from
-#: its raylet (`_local_ray_params`), because Ray never gives a job with a runtime
-#: environment of its own the workers it starts with the instance: each trial's worker
-#: was a new process, started when the trial asked for it (the first trial's actor was
-#: ready 0.75-0.84 s after its request instead of 0.25-0.27 s).
+#: reused (Tune counts a worker whose thread is late as failed to reset).
 _WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TUNE_FUNCTION_THREAD_TIMEOUT_S": "30"}
 
 
@@ -66,38 +61,32 @@ _RAY_START_MODULES = ("ray._private.runtime_env.uv_runtime_env_hook",
 _LOCAL_AGENT_PORT = 0
 
 
-def _local_ray_params() -> dict[str, Any]:
-    """The settings of a local instance that ray.init() has no argument for, as
-    ``RayParams`` names them: `_LOCAL_AGENT_PORT`, and `_WORKER_ENV` for the raylet, whose
-    workers inherit it (a value in this process's environment, the user's, wins)."""
-    return {"dashboard_agent_listen_port": _LOCAL_AGENT_PORT,
-            "env_vars": {key: value for key, value in _WORKER_ENV.items()
-                         if key not in os.environ}}
-
-
 @contextmanager
-def _ray_params_defaults(chosen: Mapping[str, Any]) -> Iterator[bool]:
-    """While a local instance starts, make `chosen` the defaults of ``RayParams``, the one
-    place ray.init() takes them from (Ray's maintainers answer `ray start` to those who
-    ask for them); Ray as it was after. Yields whether they were set: where they are not
-    found (another Ray version), Ray keeps its own."""
+def _local_agent_port() -> Iterator[None]:
+    """While a local instance starts, make `_LOCAL_AGENT_PORT` the default of the one
+    place ray.init() takes the agent's port from (``RayParams``); Ray as it was after.
+    Where that default is not found (another Ray version), Ray keeps its own."""
     try:
         from ray._private.parameter import RayParams
 
         init = RayParams.__init__
         positional = [p.name for p in inspect.signature(init).parameters.values()
                       if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty]
-        indices = {positional.index(name): value for name, value in chosen.items()}
+        index = positional.index("dashboard_agent_listen_port")
         fixed = init.__defaults__ or ()
         if len(fixed) != len(positional):
             raise ValueError(f"RayParams has {len(fixed)} defaults for {positional}")
     except (ImportError, AttributeError, ValueError) as exc:
-        logger.debug("cannot set Ray's %s: %s", ", ".join(chosen), exc)
-        yield False
+        logger.debug("cannot choose the dashboard agent's port: %s", exc)
+        chosen = None
+    else:
+        chosen = (*fixed[:index], _LOCAL_AGENT_PORT, *fixed[index + 1:])
+    if chosen is None:
+        yield
         return
-    init.__defaults__ = tuple(indices.get(i, value) for i, value in enumerate(fixed))
+    init.__defaults__ = chosen
     try:
-        yield True
+        yield
     finally:
         init.__defaults__ = fixed
 
@@ -244,6 +233,7 @@ def ray_session(settings: SearchSettings, *, verbose: bool) -> Iterator[RaySessi
         "include_dashboard": False,
         "log_to_driver": verbose,
         "logging_level": logging.INFO if verbose else logging.ERROR,
+        "runtime_env": {"env_vars": _WORKER_ENV},
     }
     address = cluster_address(settings)
     if address:
@@ -260,12 +250,9 @@ def ray_session(settings: SearchSettings, *, verbose: bool) -> Iterator[RaySessi
                                      if f"RAY_{key}" not in os.environ}
         if settings.cpus:  # else Ray counts the CPUs itself, within a container's limit
             options["num_cpus"] = settings.cpus
-    start = nullcontext(False) if address else _ray_params_defaults(_local_ray_params())
     try:
         # The caller's handlers stay, not ray.init's.
-        with handlers_kept(), start as workers_inherit_env:
-            if not workers_inherit_env:
-                options["runtime_env"] = {"env_vars": _WORKER_ENV}
+        with handlers_kept(), (nullcontext() if address else _local_agent_port()):
             ray.init(**options)
     except (ConnectionError, ray.exceptions.RayError, ValueError) as exc:
         raise SettingsError(f"cannot start or reach Ray ({address or 'local'}): "

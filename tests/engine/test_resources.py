@@ -131,50 +131,6 @@ def test_a_local_instance_leaves_rays_fixed_agent_port_to_others():
     assert default.default == 52365
 
 
-def _process_started_at() -> float:
-    """When this process started, in `time.time` seconds (Linux's /proc)."""
-    import os
-    import time
-
-    with open("/proc/self/stat") as stat:
-        ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
-    with open("/proc/uptime") as uptime:
-        up = float(uptime.read().split()[0])
-    return time.time() - (up - ticks / os.sysconf("SC_CLK_TCK"))
-
-
-def test_a_local_instances_workers_have_the_trial_environment_and_start_with_it(
-        monkeypatch):
-    """A local instance's workers inherit the trial environment from their raylet
-    (a value the user set wins), so the search's job has no runtime environment of its
-    own, and its first task or actor gets a worker Ray started with the instance, not a
-    new process started on request. This process's environment and Ray's defaults are
-    as they were."""
-    import os
-    import time
-
-    import ray
-    from ray._private.parameter import RayParams
-
-    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
-    monkeypatch.delenv("TUNE_FUNCTION_THREAD_TIMEOUT_S", raising=False)
-    defaults = RayParams.__init__.__defaults__
-
-    @ray.remote(num_cpus=1)
-    def worker() -> tuple[float, dict[str, str | None]]:
-        return _process_started_at(), {key: os.environ.get(key) for key in
-                                       ("TF_CPP_MIN_LOG_LEVEL",
-                                        "TUNE_FUNCTION_THREAD_TIMEOUT_S")}
-
-    with ray_session(SearchSettings(cpus=1), verbose=False):
-        asked = time.time()
-        started, env = ray.get(worker.remote())
-    assert env == {"TF_CPP_MIN_LOG_LEVEL": "1", "TUNE_FUNCTION_THREAD_TIMEOUT_S": "30"}
-    assert started < asked - 0.02, "the task's worker was started for it"
-    assert "TUNE_FUNCTION_THREAD_TIMEOUT_S" not in os.environ
-    assert RayParams.__init__.__defaults__ == defaults
-
-
 @pytest.mark.parametrize("verbose", [False, True])
 def test_starting_ray_imports_nothing_after_import_ray_start_modules(verbose):
     """The search imports MLflow in a thread while a local Ray starts; that is safe only
