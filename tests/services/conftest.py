@@ -4,6 +4,7 @@ again (same port, same store) to play a tracking server that goes away."""
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -18,9 +19,32 @@ import pytest
 
 from tests.conftest import REPO
 
+#: Where test servers' ports come from: above Ray's worker ports (10002-19999 by
+#: default) and below the kernel's ephemeral range, which every outgoing connection on
+#: the machine takes its local port from (the other pytest worker's Ray and HTTP clients
+#: open many): a port the kernel hands out as free could be taken that way between the
+#: test picking it and its server binding it, seconds later.
+_SERVER_PORTS_FROM = 20000
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A loopback port free now that no other process on the machine will be given
+    meanwhile unless it asks for that very port (see `_SERVER_PORTS_FROM`)."""
+    try:
+        ephemeral_from = int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_from = 32768  # Linux's default
+    choose = random.SystemRandom()  # not pytest's seed: the other worker picks too
+    for _ in range(200 if ephemeral_from - _SERVER_PORTS_FROM >= 1000 else 0):
+        port = choose.randrange(_SERVER_PORTS_FROM, ephemeral_from)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # no such range on this machine: the kernel's choice
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
