@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]  # closed again once the socket is
+from tests.services.conftest import free_port
 
 
 def test_keras_dataset_offline_is_one_line(tmp_path):
     # An empty Keras cache and a proxy on a closed loopback port: the download fails at
     # once, as it does on a machine without internet.
-    proxy = f"http://127.0.0.1:{_closed_port()}"
+    proxy = f"http://127.0.0.1:{free_port()}"
     env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras"), "HTTPS_PROXY": proxy,
            "HTTP_PROXY": proxy, "https_proxy": proxy, "http_proxy": proxy,
            "NO_PROXY": "", "no_proxy": ""}

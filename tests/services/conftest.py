@@ -44,7 +44,8 @@ def free_port() -> int:
             except OSError:
                 continue
             return port
-    with socket.socket() as sock:  # no such range on this machine: the kernel's choice
+    # No such range on this machine, or nothing free in it: the kernel's choice.
+    with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
