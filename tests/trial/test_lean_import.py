@@ -63,3 +63,14 @@ def test_packages_already_loaded_are_left_alone(monkeypatch) -> None:
         assert sys.modules["convsearch_no_such_package"] is None
     assert sys.modules["json"] is json
     assert "convsearch_no_such_package" not in sys.modules
+
+
+def test_a_workers_first_tensorflow_import_is_the_lean_one() -> None:
+    # A Ray worker imports the trial's module before its first trial runs; were TensorFlow
+    # imported there, the lean import in the trial would come too late to matter.
+    probe = ("import sys; import search.engine.trainable; "
+             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
