@@ -6,7 +6,7 @@ scikit-learn wrappers) whenever they are installed, each inside ``try: import ..
 except ImportError``; convsearch needs both, for the driver's figures and data splits.
 In a trial worker they cost every fresh worker's first trial about 0.8 s (TensorFlow's
 and Keras's import took 1.5-1.8 s without them, 2.3-2.7 s with them; TensorFlow 2.21,
-Keras 3.15, 2 CPUs, 5 runs each) and 82 MB of memory the worker keeps.
+Keras 3.15, 2 CPUs, 5 and 8 runs) and 82 MB of memory the worker keeps.
 tests/trial/test_lean_import.py checks that the installed Keras still imports, trains
 and saves without them.
 """
