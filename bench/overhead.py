@@ -4,10 +4,10 @@ full search costs, next to bare ``model.fit``.
 The same N fixed configs (one CNN, N learning rates from a generated grid space) are
 trained for exactly E epochs each, on the embedded digits:
 
-(a)   bare ``model.fit`` calls in this process, one after another, the model compiled as
-      Keras's defaults compile it (one batch per call): the limit, a user's own loop;
-(a*)  the same, compiled as the product compiles (``STEPS_PER_EXECUTION`` batches per
-      call): what of the difference to (a') is the trainer's own;
+(a)   bare ``model.fit`` calls in this process, one after another, with Keras's defaults
+      (one batch per call into TensorFlow): the limit, a user's own loop;
+(a*)  the same with the trainer's ``STEPS_PER_EXECUTION`` batches per call: how much of
+      (a') - (a) that setting makes;
 (a')  the product's trainer in this process (tf.data pipeline, EarlyStopping that never
       fires, checkpoints as a search writes them: every best epoch, the last one, and
       others every ``--checkpoint-interval`` seconds);
@@ -84,28 +84,27 @@ class TrialTimes(SearchObserver):
 
 
 def bare_loop(configs: list, data: Any, epochs: int, *, trainer: bool,
-              interval: float = 0.0, steps_per_execution: int | None = None) -> float:
+              interval: float = 0.0, steps_per_call: int = 1) -> float:
     """Seconds to train `configs` one after another in this process: with the product's
-    trainer, or with bare ``model.fit`` (compiled with `steps_per_execution`, the
-    product's by default)."""
+    trainer, or with bare ``model.fit`` (`steps_per_call` batches per call)."""
     import keras
 
-    from search.trial.model import STEPS_PER_EXECUTION, build_model
-    from search.trial.train import train
+    from search.trial.model import build_model
+    from search.trial.train import batches_per_call, train
 
     started = time.perf_counter()
     for config in configs:
         keras.backend.clear_session(free_memory=False)
         keras.utils.set_random_seed(0)
-        model = build_model(config, data.input_shape, data.num_classes, data.value_scale,
-                            steps_per_execution=steps_per_execution or STEPS_PER_EXECUTION)
+        model = build_model(config, data.input_shape, data.num_classes, data.value_scale)
         if trainer:
             with tempfile.TemporaryDirectory() as workdir:
                 train(model, config, data, max_epochs=epochs, patience=epochs + 1,
                       checkpoint_dir=Path(workdir), checkpoint_interval_s=interval)
         else:
-            model.fit(data.x_train, data.y_train, batch_size=config.batch_size,
-                      epochs=epochs, validation_data=(data.x_val, data.y_val), verbose=0)
+            with batches_per_call(model, steps_per_call):
+                model.fit(data.x_train, data.y_train, batch_size=config.batch_size,
+                          epochs=epochs, validation_data=(data.x_val, data.y_val), verbose=0)
     return time.perf_counter() - started
 
 
@@ -150,7 +149,7 @@ def main() -> None:
     from search.space import parse_space
     from search.space.sampling import grid_points
     from search.trial.config import TrialConfig
-    from search.trial.model import STEPS_PER_EXECUTION
+    from search.trial.train import STEPS_PER_EXECUTION
 
     data = load_dataset("digits")
     text = fixed_space(args.trials, args.epochs)
@@ -160,8 +159,9 @@ def main() -> None:
     epochs_total = args.trials * args.epochs
 
     bare_loop(configs[:1], data, 1, trainer=False)  # warm TensorFlow up, as workers are
-    bare = bare_loop(configs, data, args.epochs, trainer=False, steps_per_execution=1)
-    bare_product = bare_loop(configs, data, args.epochs, trainer=False)
+    bare = bare_loop(configs, data, args.epochs, trainer=False)
+    bare_product = bare_loop(configs, data, args.epochs, trainer=False,
+                             steps_per_call=STEPS_PER_EXECUTION)
     trainer = bare_loop(configs, data, args.epochs, trainer=True, interval=DEFAULT_INTERVAL)
     every_epoch = bare_loop(configs, data, args.epochs, trainer=True, interval=0.0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -175,8 +175,9 @@ def main() -> None:
                        f"{os.cpu_count()} CPUs")
     for column in ("run", "seconds", "epochs", "epochs/s", "ratio to (a)"):
         runs.add_column(column, justify="right" if column != "run" else "left")
-    rows = [("(a) bare model.fit, Keras's default compile", bare, epochs_total),
-            ("(a*) bare model.fit, compiled as the product does", bare_product, epochs_total),
+    rows = [("(a) bare model.fit, Keras's defaults", bare, epochs_total),
+            (f"(a*) bare model.fit, {STEPS_PER_EXECUTION} batches per call", bare_product,
+             epochs_total),
             ("(a') product trainer, in process", trainer, epochs_total),
             ("(a'') product trainer, a checkpoint every epoch", every_epoch, epochs_total),
             ("(b1) full search, 1 trial at a time", one["seconds"], one["epochs"]),
@@ -218,8 +219,8 @@ def main() -> None:
                   "overlap (the first report includes the first epoch's graph tracing), so "
                   "they need not add up to it. MLflow is written from a background thread "
                   "of the driver, off the trials' path.")
-    console.print(f"(a*) - (a): {bare_product - bare:+.2f} s: the product's compile "
-                  f"({STEPS_PER_EXECUTION} batches per call). (a') - (a*): "
+    console.print(f"(a*) - (a): {bare_product - bare:+.2f} s: the trainer's "
+                  f"{STEPS_PER_EXECUTION} batches per call. (a') - (a*): "
                   f"{trainer - bare_product:+.2f} s: the trainer's tf.data pipeline "
                   "(cached, prefetched) against model.fit on NumPy arrays, callbacks and "
                   "checkpoint writes included. (a'') - (a'): "

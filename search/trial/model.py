@@ -23,23 +23,13 @@ from search.trial.config import Augmentation, TrialConfig
 
 _POOLING_LAYERS = {"max": keras.layers.MaxPooling2D, "average": keras.layers.AveragePooling2D}
 
-#: Batches per call into the compiled training (and evaluation) function. Keras's default
-#: of one returns to Python after every batch, and for the small CNNs a search tries
-#: that return costs more than the batch: on digits (bench.overhead's CNN, 40 batches an
-#: epoch, 2 CPUs) an epoch took 116-122 ms with 8 against 150-221 ms with 1 (4 runs
-#: each), with the first epoch (graph tracing) the same within the noise; 40 gained
-#: little more per epoch and made the first epoch slower, which short trials (ASHA)
-#: would pay. The weights after training are the same as with 1, bit for bit.
-STEPS_PER_EXECUTION = 8
-
 
 def build_model(config: TrialConfig, input_shape: tuple[int, ...], num_classes: int,
                 value_scale: float = 1.0, *, training_steps: int | None = None,
-                steps_per_execution: int = STEPS_PER_EXECUTION) -> keras.Model:
+                ) -> keras.Model:
     """A compiled classifier for `num_classes` classes, with softmax outputs.
     `training_steps` (batches in all of the training that follows) times a decaying
-    learning-rate schedule; `steps_per_execution` is Keras's (1 compiles as Keras's
-    defaults do).
+    learning-rate schedule.
 
     Raises:
         ArchitectureError: the config's layers do not fit `input_shape`.
@@ -85,7 +75,7 @@ def build_model(config: TrialConfig, input_shape: tuple[int, ...], num_classes: 
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing) \
         if config.label_smoothing > 0 else "sparse_categorical_crossentropy"
     model.compile(optimizer=make_optimizer(config, training_steps), loss=loss,
-                  metrics=["accuracy"], steps_per_execution=steps_per_execution)
+                  metrics=["accuracy"])
     return model
 
 

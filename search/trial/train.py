@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,13 @@ from search.trial.model import one_hot_labels, plateau_callback
 EVALUATION_BATCH = 256
 #: The file name of a trial's best model inside its checkpoint directory.
 CHECKPOINT_FILE = BEST_FILE
+#: Batches per call into TensorFlow while training (Keras's ``steps_per_execution``).
+#: Keras's default of one returns to Python after every batch, and for the small CNNs a
+#: search tries that return costs more than the batch: on digits (bench.overhead's CNN,
+#: 40 batches an epoch, 2 CPUs) an epoch took 116-122 ms with 8 against 150-221 ms with
+#: 1 (4 runs each), the first epoch (graph tracing) the same within the noise; 40 gained
+#: little more per epoch and made the first epoch slower, which short trials (ASHA) pay.
+STEPS_PER_EXECUTION = 8
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,23 @@ def input_pipeline(data: Dataset, batch_size: int, *, seed: int = 0,
     return train, val
 
 
+@contextmanager
+def batches_per_call(model: keras.Model, steps: int) -> Iterator[keras.Model]:
+    """Within the block, `model` trains and validates `steps` batches per call into
+    TensorFlow; afterwards it is as compiled again. Only the training run takes the
+    setting, not the model: checkpoints and registered models load as Keras compiles
+    them, and their ``predict`` is Keras's usual one."""
+    compiled = model.steps_per_execution
+    # Keras keeps the functions it traced, each for the batches per call it was traced for.
+    model.train_function = model.test_function = model.predict_function = None
+    model.steps_per_execution = steps
+    try:
+        yield model
+    finally:
+        model.steps_per_execution = compiled
+        model.train_function = model.test_function = model.predict_function = None
+
+
 def training_steps(config: TrialConfig, data: Dataset, max_epochs: int) -> int:
     """Batches in a whole training of `max_epochs` epochs: what a decaying learning-rate
     schedule spans."""
@@ -144,9 +169,10 @@ def train(model: keras.Model, config: TrialConfig, data: Dataset, *, max_epochs:
     ]
     train_batches, val_batches = input_pipeline(data, config.batch_size, seed=shuffle_seed,
                                                 one_hot=one_hot_labels(model))
-    model.fit(train_batches, epochs=max_epochs, validation_data=val_batches,
-              initial_epoch=resume.epoch if resume is not None else 0,
-              callbacks=callbacks, shuffle=False, verbose=0)  # the pipeline shuffles
+    with batches_per_call(model, STEPS_PER_EXECUTION):
+        model.fit(train_batches, epochs=max_epochs, validation_data=val_batches,
+                  initial_epoch=resume.epoch if resume is not None else 0,
+                  callbacks=callbacks, shuffle=False, verbose=0)  # the pipeline shuffles
     if reporter.diverged_at is not None:
         raise TrainingError(f"loss became NaN or infinite in epoch {reporter.diverged_at} "
                             f"(optimizer {config.optimizer}, learning rate "

@@ -11,9 +11,10 @@ import pytest
 
 from search.errors import TrainingError
 from search.metrics import EPOCH_METRICS, MONITOR, OBJECTIVE
+from search.trial import train as trainer
 from search.trial.checkpoints import LATEST_FILE, TrainingState, load_latest, read_state
 from search.trial.config import TrialConfig
-from search.trial.model import STEPS_PER_EXECUTION, build_model
+from search.trial.model import build_model
 from search.trial.train import (
     CHECKPOINT_FILE,
     evaluate,
@@ -75,30 +76,36 @@ def test_early_stopping_restores_the_best_epoch(small_digits, tmp_path):
     assert saved_accuracy == pytest.approx(outcome.best_val_accuracy, abs=1e-6)
 
 
-def test_several_batches_per_call_train_the_same_weights_as_one(small_digits, tmp_path):
+def test_several_batches_per_call_train_the_same_weights_as_one(small_digits, tmp_path,
+                                                                monkeypatch):
     # Batches of 8 give more batches an epoch than one call takes, and a short last call
     # and a short last batch; the augmentation draws random numbers every batch.
     config = TrialConfig.from_params({"conv_blocks": 1, "filters": 8, "dense_units": 16,
                                       "batch_size": 8, "augmentation.rotation": 0.1})
+    per_call = trainer.STEPS_PER_EXECUTION
     batches = -(-len(small_digits.y_train) // config.batch_size)
-    assert batches > STEPS_PER_EXECUTION and batches % STEPS_PER_EXECUTION
+    assert batches > per_call > 1 and batches % per_call
 
-    def trained(steps_per_execution):
+    def trained(steps_per_call):
+        monkeypatch.setattr(trainer, "STEPS_PER_EXECUTION", steps_per_call)
         keras.backend.clear_session(free_memory=False)
         keras.utils.set_random_seed(0)
         model = build_model(config, small_digits.input_shape, small_digits.num_classes,
-                            small_digits.value_scale, steps_per_execution=steps_per_execution)
+                            small_digits.value_scale)
         reports = []
-        train(model, config, small_digits, max_epochs=2, patience=2,
-              checkpoint_dir=tmp_path / str(steps_per_execution), on_epoch=reports.append)
-        return model, [report.metrics for report in reports]
+        folder = tmp_path / str(steps_per_call)
+        train(model, config, small_digits, max_epochs=2, patience=2, checkpoint_dir=folder,
+              on_epoch=reports.append)
+        return model, [report.metrics for report in reports], folder
 
-    product, product_metrics = trained(STEPS_PER_EXECUTION)
-    assert product.steps_per_execution == STEPS_PER_EXECUTION > 1
-    one, one_metrics = trained(1)
-    for ours, keras_default in zip(product.get_weights(), one.get_weights(), strict=True):
+    several, several_metrics, folder = trained(per_call)
+    one, one_metrics, _ = trained(1)
+    for ours, keras_default in zip(several.get_weights(), one.get_weights(), strict=True):
         np.testing.assert_array_equal(ours, keras_default)
-    assert product_metrics == one_metrics
+    assert several_metrics == one_metrics
+    # The setting was the training run's: the model and its checkpoint are as compiled.
+    assert several.steps_per_execution == 1
+    assert load_checkpoint(folder).steps_per_execution == 1
 
 
 def test_nan_loss_is_a_training_error(small_digits, tmp_path):
