@@ -78,13 +78,24 @@ def test_early_stopping_restores_the_best_epoch(small_digits, tmp_path):
 
 def test_several_batches_per_call_train_the_same_weights_as_one(small_digits, tmp_path,
                                                                 monkeypatch):
-    # Batches of 8 give more batches an epoch than one call takes, and a short last call
+    # Batches of 8 images give more batches an epoch than one call takes, a short last call
     # and a short last batch; the augmentation draws random numbers every batch.
     config = TrialConfig.from_params({"conv_blocks": 1, "filters": 8, "dense_units": 16,
                                       "batch_size": 8, "augmentation.rotation": 0.1})
     per_call = trainer.STEPS_PER_EXECUTION
     batches = -(-len(small_digits.y_train) // config.batch_size)
     assert batches > per_call > 1 and batches % per_call
+
+    calls = []
+
+    class CountingTerminateOnNaN(keras.callbacks.TerminateOnNaN):
+        """The trainer's own callback, counting Keras's returns to Python."""
+
+        def on_train_batch_end(self, batch, logs=None):
+            calls.append(batch)
+            super().on_train_batch_end(batch, logs)
+
+    monkeypatch.setattr(keras.callbacks, "TerminateOnNaN", CountingTerminateOnNaN)
 
     def trained(steps_per_call):
         monkeypatch.setattr(trainer, "STEPS_PER_EXECUTION", steps_per_call)
@@ -94,12 +105,14 @@ def test_several_batches_per_call_train_the_same_weights_as_one(small_digits, tm
                             small_digits.value_scale)
         reports = []
         folder = tmp_path / str(steps_per_call)
+        calls.clear()
         train(model, config, small_digits, max_epochs=2, patience=2, checkpoint_dir=folder,
               on_epoch=reports.append)
-        return model, [report.metrics for report in reports], folder
+        return model, [report.metrics for report in reports], folder, len(calls)
 
-    several, several_metrics, folder = trained(per_call)
-    one, one_metrics, _ = trained(1)
+    several, several_metrics, folder, several_calls = trained(per_call)
+    one, one_metrics, _, one_calls = trained(1)
+    assert (several_calls, one_calls) == (2 * -(-batches // per_call), 2 * batches)
     for ours, keras_default in zip(several.get_weights(), one.get_weights(), strict=True):
         np.testing.assert_array_equal(ours, keras_default)
     assert several_metrics == one_metrics
