@@ -35,8 +35,15 @@ _WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TUNE_FUNCTION_THREAD_TIMEOUT_S": "3
 #: the path of every search's start (seen as a 1 s gap in raylet.out, and ``ray.init``
 #: taking 2.3 s or 3.3 s by whether its 1 s poll for the node met it). 100 attempts of
 #: 100 ms keep Ray's default 10 s before it gives up.
+#:
+#: ``prestart_worker_first_driver`` off: when the driver connects, Ray starts one idle
+#: Python worker per CPU for work without a runtime environment of its own. A search
+#: has no such work (Tune gives every trial actor its own environment, so trials always
+#: get new workers), and the idle workers' start (importing Ray: 1.1-1.4 s of CPU for
+#: two on 2 CPUs) ran beside the trial worker's start and TensorFlow's import.
 _LOCAL_RAY_CONFIG = {"raylet_client_connect_timeout_milliseconds": 100,
-                     "raylet_client_num_connect_attempts": 100}
+                     "raylet_client_num_connect_attempts": 100,
+                     "prestart_worker_first_driver": False}
 
 #: What ``ray.init`` imports on its first call beyond ``import ray`` and Ray Tune (the
 #: top of ``python -X importtime`` within the call, Ray 2.60): importing them first

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from search.engine.resources import (
@@ -157,3 +160,47 @@ def test_starting_ray_imports_nothing_after_import_ray_start_modules(verbose):
                           timeout=120, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "imported by ray.init: []" in done.stdout, done.stdout
+
+
+def _workers_of(raylet_pid: int) -> list[str]:
+    """The command lines of the Python workers the raylet `raylet_pid` has started (not
+    its agents, ``ray::DashboardAgent`` and ``ray::RuntimeEnvAgent``)."""
+    workers = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue  # not a process, or gone
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        agent = cmdline.startswith("ray::") and cmdline.split()[0].endswith("Agent")
+        if parent == raylet_pid and not agent and ("default_worker.py" in cmdline
+                                                   or cmdline.startswith("ray::")):
+            workers.append(cmdline.strip())
+    return workers
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads Linux's /proc")
+def test_a_local_instance_starts_no_idle_workers():
+    """Ray would start one idle worker per CPU when the search's driver connects; no
+    search work could use them (see `_LOCAL_RAY_CONFIG`), so a local instance starts
+    none, and the first trial's worker does not share the CPUs with them."""
+    import time
+
+    import ray
+    from ray._private import ray_constants
+
+    with ray_session(SearchSettings(cpus=2), verbose=False):
+        node = ray._private.worker._global_node
+        raylet = node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid
+        time.sleep(3)  # Ray starts them right after the driver connects
+        idle = _workers_of(raylet)
+
+        @ray.remote(num_cpus=1)
+        def pid() -> int:
+            return os.getpid()
+
+        worker = ray.get(pid.remote())  # work still gets a worker, started for it
+        started = _workers_of(raylet)
+    assert idle == []
+    assert started and worker > 0
