@@ -12,7 +12,7 @@ from tests.conftest import REPO
 
 @pytest.mark.slow
 def test_overhead_benchmark_prints_its_tables():
-    result = subprocess.run([sys.executable, "-m", "bench.overhead", "--trials", "2",
+    result = subprocess.run([sys.executable, "-m", "bench.overhead", "--trials", "1",
                              "--epochs", "1"], cwd=REPO, capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
