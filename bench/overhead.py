@@ -6,8 +6,9 @@ trained for exactly E epochs each, on the embedded digits:
 
 (a)   bare ``model.fit`` calls in this process, one after another, with Keras's defaults
       (one batch per call into TensorFlow): the limit, a user's own loop;
-(a*)  the same with the trainer's ``STEPS_PER_EXECUTION`` batches per call: how much of
-      (a') - (a) that setting makes;
+(a*)  the same with as many batches per call as the trainer takes for such a run
+      (``steps_per_call``: 8 for long runs, 1 for short ones): how much of (a') - (a)
+      that setting makes;
 (a')  the product's trainer in this process (tf.data pipeline, EarlyStopping that never
       fires, checkpoints as a search writes them: every best epoch, the last one, and
       others every ``--checkpoint-interval`` seconds);
@@ -149,19 +150,20 @@ def main() -> None:
     from search.space import parse_space
     from search.space.sampling import grid_points
     from search.trial.config import TrialConfig
-    from search.trial.train import STEPS_PER_EXECUTION
+    from search.trial.train import steps_per_call, training_steps
 
     data = load_dataset("digits")
     text = fixed_space(args.trials, args.epochs)
     space = parse_space(text, path="bench-overhead.yaml")
     points, _ = grid_points(space, data.input_shape, data.num_classes)
     configs = [TrialConfig.from_params(p) for p in points]
+    per_call = steps_per_call(training_steps(configs[0], data, args.epochs))
     epochs_total = args.trials * args.epochs
 
     bare_loop(configs[:1], data, 1, trainer=False)  # warm TensorFlow up, as workers are
     bare = bare_loop(configs, data, args.epochs, trainer=False)
     bare_product = bare_loop(configs, data, args.epochs, trainer=False,
-                             steps_per_call=STEPS_PER_EXECUTION)
+                             steps_per_call=per_call)
     trainer = bare_loop(configs, data, args.epochs, trainer=True, interval=DEFAULT_INTERVAL)
     every_epoch = bare_loop(configs, data, args.epochs, trainer=True, interval=0.0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -176,7 +178,7 @@ def main() -> None:
     for column in ("run", "seconds", "epochs", "epochs/s", "ratio to (a)"):
         runs.add_column(column, justify="right" if column != "run" else "left")
     rows = [("(a) bare model.fit, Keras's defaults", bare, epochs_total),
-            (f"(a*) bare model.fit, {STEPS_PER_EXECUTION} batches per call", bare_product,
+            (f"(a*) bare model.fit, {per_call} batches per call", bare_product,
              epochs_total),
             ("(a') product trainer, in process", trainer, epochs_total),
             ("(a'') product trainer, a checkpoint every epoch", every_epoch, epochs_total),
@@ -220,7 +222,7 @@ def main() -> None:
                   "they need not add up to it. MLflow is written from a background thread "
                   "of the driver, off the trials' path.")
     console.print(f"(a*) - (a): {bare_product - bare:+.2f} s: the trainer's "
-                  f"{STEPS_PER_EXECUTION} batches per call. (a') - (a*): "
+                  f"{per_call} batches per call. (a') - (a*): "
                   f"{trainer - bare_product:+.2f} s: the trainer's tf.data pipeline "
                   "(cached, prefetched) against model.fit on NumPy arrays, callbacks and "
                   "checkpoint writes included. (a'') - (a'): "

@@ -36,13 +36,20 @@ from search.trial.model import one_hot_labels, plateau_callback
 EVALUATION_BATCH = 256
 #: The file name of a trial's best model inside its checkpoint directory.
 CHECKPOINT_FILE = BEST_FILE
-#: Batches per call into TensorFlow while training (Keras's ``steps_per_execution``).
-#: Keras's default of one returns to Python after every batch, and for the small CNNs a
-#: search tries that return costs more than the batch: on digits (bench.overhead's CNN,
-#: 40 batches an epoch, 2 CPUs) an epoch took 116-122 ms with 8 against 150-221 ms with
-#: 1 (4 runs each), the first epoch (graph tracing) the same within the noise; 40 gained
-#: little more per epoch and made the first epoch slower, which short trials (ASHA) pay.
+#: Batches per call into TensorFlow while training a long run (Keras's
+#: ``steps_per_execution``). Keras's default of one returns to Python after every batch,
+#: and for the small CNNs a search tries that return costs more than the batch: on digits
+#: (bench.overhead's CNN, 40 batches an epoch, 2 CPUs) an epoch took 116-122 ms with 8
+#: against 150-221 ms with 1 (4 runs each); 40 gained little more per epoch and made the
+#: first epoch slower, which short trials (ASHA) pay.
 STEPS_PER_EXECUTION = 8
+#: Fewest batches a training run must have ahead of it to run STEPS_PER_EXECUTION per
+#: call; a shorter run calls one batch at a time (`steps_per_call`). Keras's loop over
+#: several batches costs more to trace than a single batch's step, and every trial
+#: traces afresh: on 2 CPUs the first epoch took 0.16-0.35 s longer with 8 on digits, and
+#: a whole 1-epoch trial of 4 batches 0.4-0.6 s longer, while each later batch saved
+#: 1.5-2 ms (medians of 3 runs each, two CNNs): even after 144-203 batches.
+MULTI_BATCH_MIN_BATCHES = 200
 
 
 @dataclass(frozen=True)
@@ -132,6 +139,13 @@ def batches_per_call(model: keras.Model, steps: int) -> Iterator[keras.Model]:
         model.train_function = model.test_function = model.predict_function = None
 
 
+def steps_per_call(batches: int) -> int:
+    """Batches per call into TensorFlow for a training run of `batches` batches in all:
+    STEPS_PER_EXECUTION once the run is long enough to repay tracing Keras's loop over
+    them (see MULTI_BATCH_MIN_BATCHES), else one."""
+    return STEPS_PER_EXECUTION if batches >= MULTI_BATCH_MIN_BATCHES else 1
+
+
 def training_steps(config: TrialConfig, data: Dataset, max_epochs: int) -> int:
     """Batches in a whole training of `max_epochs` epochs: what a decaying learning-rate
     schedule spans."""
@@ -169,7 +183,8 @@ def train(model: keras.Model, config: TrialConfig, data: Dataset, *, max_epochs:
     ]
     train_batches, val_batches = input_pipeline(data, config.batch_size, seed=shuffle_seed,
                                                 one_hot=one_hot_labels(model))
-    with batches_per_call(model, STEPS_PER_EXECUTION):
+    epochs_ahead = max_epochs - (resume.epoch if resume is not None else 0)
+    with batches_per_call(model, steps_per_call(training_steps(config, data, epochs_ahead))):
         model.fit(train_batches, epochs=max_epochs, validation_data=val_batches,
                   initial_epoch=resume.epoch if resume is not None else 0,
                   callbacks=callbacks, shuffle=False, verbose=0)  # the pipeline shuffles

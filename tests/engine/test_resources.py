@@ -139,7 +139,11 @@ def test_starting_ray_imports_nothing_after_import_ray_start_modules(verbose):
     """The search imports MLflow in a thread while a local Ray starts; that is safe only
     while Ray's start imports nothing itself (module locks), in the calling thread or
     in the threads Ray starts (``verbose`` starts its log printer). A Ray upgrade that
-    imports more fails here: add its modules to `_RAY_START_MODULES`."""
+    imports more fails here: add its modules to `_RAY_START_MODULES`.
+
+    Also: the instance runs a log monitor only when verbose (which prints the workers'
+    output it forwards), and never the autoscaler's monitor (see `_local_node_params`)."""
+    import ast
     import os
     import subprocess
     import sys
@@ -154,12 +158,16 @@ def test_starting_ray_imports_nothing_after_import_ray_start_modules(verbose):
         f"with ray_session(SearchSettings(cpus=1), verbose={verbose}):\n"
         "    time.sleep(1)  # Ray's own threads at work\n"
         "    after = set(sys.modules)\n"
+        "    import ray\n"
+        "    print('processes:', sorted(ray._private.worker._global_node.all_processes))\n"
         "print('imported by ray.init:', sorted(after - before))\n")
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=120, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "imported by ray.init: []" in done.stdout, done.stdout
+    processes = ast.literal_eval(done.stdout.split("processes:")[1].splitlines()[0])
+    assert "monitor" not in processes and ("log_monitor" in processes) == verbose, processes
 
 
 def _workers_of(raylet_pid: int) -> list[str]:

@@ -97,8 +97,9 @@ def test_several_batches_per_call_train_the_same_weights_as_one(small_digits, tm
 
     monkeypatch.setattr(keras.callbacks, "TerminateOnNaN", CountingTerminateOnNaN)
 
-    def trained(steps_per_call):
+    def trained(steps_per_call, min_batches=0):
         monkeypatch.setattr(trainer, "STEPS_PER_EXECUTION", steps_per_call)
+        monkeypatch.setattr(trainer, "MULTI_BATCH_MIN_BATCHES", min_batches)
         keras.backend.clear_session(free_memory=False)
         keras.utils.set_random_seed(0)
         model = build_model(config, small_digits.input_shape, small_digits.num_classes,
@@ -113,6 +114,9 @@ def test_several_batches_per_call_train_the_same_weights_as_one(small_digits, tm
     several, several_metrics, folder, several_calls = trained(per_call)
     one, one_metrics, _, one_calls = trained(1)
     assert (several_calls, one_calls) == (2 * -(-batches // per_call), 2 * batches)
+    # A run shorter than the least that repays the loop's tracing goes batch by batch.
+    *_, short_calls = trained(per_call, min_batches=2 * batches + 1)
+    assert short_calls == 2 * batches
     for ours, keras_default in zip(several.get_weights(), one.get_weights(), strict=True):
         np.testing.assert_array_equal(ours, keras_default)
     assert several_metrics == one_metrics
