@@ -47,8 +47,8 @@ STEPS_PER_EXECUTION = 8
 #: call; a shorter run calls one batch at a time (`steps_per_call`). Keras's loop over
 #: several batches costs more to trace than a single batch's step, and every trial
 #: traces afresh: on 2 CPUs the first epoch took 0.16-0.35 s longer with 8 on digits, and
-#: a whole 1-epoch trial of 4 batches 0.4-0.6 s longer, while each later batch saved
-#: 1.5-2 ms (medians of 3 runs each, two CNNs): even after 144-203 batches.
+#: a whole 1-epoch trial of 4 batches 0.3-0.6 s longer, while each later batch saved
+#: 1.5-2.1 ms (medians of 3 runs each, two CNNs): even after 144-203 batches.
 MULTI_BATCH_MIN_BATCHES = 200
 
 
