@@ -54,7 +54,6 @@ _LOCAL_RAY_CONFIG = {"raylet_client_connect_timeout_milliseconds": 100,
 #: tests/engine/test_resources.py checks that ``ray.init`` imports nothing more.
 _RAY_START_MODULES = ("ray._private.runtime_env.uv_runtime_env_hook",
                       "ray._private.thirdparty.pynvml",
-                      "ray.autoscaler.v2.utils",
                       "ray.dashboard.optional_deps")
 
 
@@ -84,8 +83,8 @@ def _local_node_params(verbose: bool) -> dict[str, Any]:
 @contextmanager
 def _local_node_defaults(params: Mapping[str, Any]) -> Iterator[None]:
     """While a local instance starts, make `params` the defaults of the one place
-    ray.init() takes them from (``RayParams``); Ray as it was after. Where one of them is
-    not found (another Ray version), Ray keeps its own defaults."""
+    ray.init() takes them from (``RayParams``); Ray as it was after. One that is not
+    found (another Ray version) keeps Ray's default; the others still apply."""
     try:
         from ray._private.parameter import RayParams
 
@@ -95,13 +94,16 @@ def _local_node_defaults(params: Mapping[str, Any]) -> Iterator[None]:
         fixed = init.__defaults__ or ()
         if len(fixed) != len(positional):
             raise ValueError(f"RayParams has {len(fixed)} defaults for {positional}")
-        chosen = list(fixed)
-        for name, value in params.items():
-            chosen[positional.index(name)] = value
     except (ImportError, AttributeError, ValueError) as exc:
         logger.debug("cannot set the local instance's start parameters: %s", exc)
         yield
         return
+    chosen = list(fixed)
+    for name, value in params.items():
+        if name in positional:
+            chosen[positional.index(name)] = value
+        else:
+            logger.debug("Ray has no start parameter %s; it keeps its default", name)
     init.__defaults__ = tuple(chosen)
     try:
         yield

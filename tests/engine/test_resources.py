@@ -130,8 +130,11 @@ def test_a_local_instance_leaves_rays_fixed_agent_port_to_others():
             (node,) = ray.nodes()
             port = node["DashboardAgentListenPort"]
     assert port > 0
-    default = inspect.signature(RayParams.__init__).parameters["dashboard_agent_listen_port"]
-    assert default.default == 52365
+    defaults = inspect.signature(RayParams.__init__).parameters
+    assert defaults["dashboard_agent_listen_port"].default == 52365
+    # The other start parameters a local instance sets are Ray's again too.
+    assert (defaults["no_monitor"].default, defaults["include_log_monitor"].default) == \
+        (False, None)
 
 
 @pytest.mark.parametrize("verbose", [False, True])

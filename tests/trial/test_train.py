@@ -105,7 +105,7 @@ def test_several_batches_per_call_train_the_same_weights_as_one(small_digits, tm
         model = build_model(config, small_digits.input_shape, small_digits.num_classes,
                             small_digits.value_scale)
         reports = []
-        folder = tmp_path / str(steps_per_call)
+        folder = tmp_path / f"{steps_per_call}-{min_batches}"
         calls.clear()
         train(model, config, small_digits, max_epochs=2, patience=2, checkpoint_dir=folder,
               on_epoch=reports.append)
