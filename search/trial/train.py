@@ -183,10 +183,11 @@ def train(model: keras.Model, config: TrialConfig, data: Dataset, *, max_epochs:
     ]
     train_batches, val_batches = input_pipeline(data, config.batch_size, seed=shuffle_seed,
                                                 one_hot=one_hot_labels(model))
-    epochs_ahead = max_epochs - (resume.epoch if resume is not None else 0)
-    with batches_per_call(model, steps_per_call(training_steps(config, data, epochs_ahead))):
+    done_epochs = resume.epoch if resume is not None else 0
+    ahead = training_steps(config, data, max_epochs - done_epochs)
+    with batches_per_call(model, steps_per_call(ahead)):
         model.fit(train_batches, epochs=max_epochs, validation_data=val_batches,
-                  initial_epoch=resume.epoch if resume is not None else 0,
+                  initial_epoch=done_epochs,
                   callbacks=callbacks, shuffle=False, verbose=0)  # the pipeline shuffles
     if reporter.diverged_at is not None:
         raise TrainingError(f"loss became NaN or infinite in epoch {reporter.diverged_at} "

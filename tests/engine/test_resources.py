@@ -147,7 +147,6 @@ def test_starting_ray_imports_nothing_after_import_ray_start_modules(verbose):
     Also: the instance runs a log monitor only when verbose (which prints the workers'
     output it forwards), and never the autoscaler's monitor (see `_local_node_params`)."""
     import ast
-    import os
     import subprocess
     import sys
 
