@@ -145,7 +145,9 @@ def test_starting_ray_imports_nothing_after_import_ray_start_modules(verbose):
     imports more fails here: add its modules to `_RAY_START_MODULES`.
 
     Also: the instance runs a log monitor only when verbose (which prints the workers'
-    output it forwards), and never the autoscaler's monitor (see `_local_node_params`)."""
+    output it forwards), and never the autoscaler's monitor (see `_local_node_params`)
+    nor a dashboard process (see `_no_dashboard_process`); Ray's own start of the
+    dashboard is back after the instance's."""
     import ast
     import subprocess
     import sys
@@ -162,7 +164,9 @@ def test_starting_ray_imports_nothing_after_import_ray_start_modules(verbose):
         "    after = set(sys.modules)\n"
         "    import ray\n"
         "    print('processes:', sorted(ray._private.worker._global_node.all_processes))\n"
-        "print('imported by ray.init:', sorted(after - before))\n")
+        "print('imported by ray.init:', sorted(after - before))\n"
+        "from ray._private.node import Node\n"
+        "print('start restored:', Node.start_api_server.__qualname__)\n")
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=120, env=env)
@@ -170,6 +174,8 @@ def test_starting_ray_imports_nothing_after_import_ray_start_modules(verbose):
     assert "imported by ray.init: []" in done.stdout, done.stdout
     processes = ast.literal_eval(done.stdout.split("processes:")[1].splitlines()[0])
     assert "monitor" not in processes and ("log_monitor" in processes) == verbose, processes
+    assert "dashboard" not in processes, processes
+    assert "start restored: Node.start_api_server" in done.stdout, done.stdout
 
 
 def _workers_of(raylet_pid: int) -> list[str]:
