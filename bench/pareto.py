@@ -87,10 +87,14 @@ def main() -> None:
     args = parser.parse_args()
 
     from search.data import load_dataset
+    from search.engine.resources import ray_session
+    from search.settings import SearchSettings
 
     data = load_dataset("digits", limit=args.data_limit)
     runs: dict[str, list[list[tuple[float, float]]]] = {arm: [] for arm in args.arms}
-    with tempfile.TemporaryDirectory(prefix="convsearch-bench-pareto-") as folder:
+    # One Ray instance for all the searches, started as a search starts its own.
+    with (ray_session(SearchSettings(cpus=os.cpu_count() or 1), verbose=False),
+          tempfile.TemporaryDirectory(prefix="convsearch-bench-pareto-") as folder):
         for seed in range(args.seeds):
             for arm in args.arms:
                 runs[arm].append(run_arm(data, arm, seed, args, Path(folder)))

@@ -106,7 +106,7 @@ def test_a_bug_ends_the_parent_run_failed_and_keeps_its_traceback(write_space, t
 
 @pytest.mark.slow
 def test_consecutive_searches_challenge_the_champion_warm_start_and_notify(
-        write_space, tmp_path):
+        write_space, tmp_path, tracking_uri):
     """Two real searches of one space in one experiment, as a schedule runs them: the
     second starts from the first's best configs, its best model is registered as
     challenger and takes the champion alias only by beating the champion on its own test
@@ -125,7 +125,7 @@ def test_consecutive_searches_challenge_the_champion_warm_start_and_notify(
     space = write_space("learning_rate: {loguniform: [1.0e-3, 3.0e-2]}\n"
                         "dropout: {uniform: [0.0, 0.3]}\nconv_blocks: 1\nfilters: 4\n"
                         "dense_units: 8\n")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = tracking_uri
     hook = Webhook()
 
     def search(name: str, **changes) -> object:
@@ -176,7 +176,7 @@ def test_consecutive_searches_challenge_the_champion_warm_start_and_notify(
 
 
 @pytest.mark.slow
-def test_a_search_keeps_its_state_in_s3_compatible_storage(write_space, tmp_path,
+def test_a_search_keeps_its_state_in_s3_compatible_storage(write_space, tracking_uri,
                                                            monkeypatch):
     """--storage s3://... (what a cluster of several nodes needs), on moto's S3 server on
     loopback: the record, Tune's state and the checkpoints land in the bucket, and the
@@ -202,7 +202,7 @@ def test_a_search_keeps_its_state_in_s3_compatible_storage(write_space, tmp_path
         report = execute(prepare(SearchRequest(
             space=str(write_space(SPACE.replace("0.01", "{loguniform: [0.003, 0.03]}"))),
             data=DataRequest(limit=300), settings=settings,
-            tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")))
+            tracking_uri=tracking_uri)))
         keys = [o["Key"] for o in bucket.list_objects_v2(Bucket="searches")["Contents"]]
     finally:
         s3.stop()

@@ -51,8 +51,9 @@ batch_size: 32
 
 
 @pytest.fixture
-def folder(tmp_path):
+def folder(tmp_path, store_in):
     (tmp_path / "tiny.yaml").write_text(SPACE)
+    store_in(tmp_path)
     return tmp_path
 
 

@@ -58,7 +58,8 @@ def worker_pids(tmp_path, name: str, runs: list) -> list[int]:
 
 
 @pytest.mark.slow
-def test_memory_stays_flat_over_forty_trials(tmp_path):
+def test_memory_stays_flat_over_forty_trials(tmp_path, store_in):
+    store_in(tmp_path)
     runs = search(tmp_path, 40, "long")
     assert len(runs) == 40
     worker = [r.data.metrics["worker_rss_mb"] for r in runs]

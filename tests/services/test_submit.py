@@ -116,8 +116,8 @@ def _ignore_sigint() -> None:
 
 
 @pytest.mark.slow
-def test_a_search_runs_as_a_ray_job_and_stops_and_resumes(ray_head, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_a_search_runs_as_a_ray_job_and_stops_and_resumes(ray_head, tmp_path, tracking_uri):
+    uri = tracking_uri
     where = ("--tracking-uri", uri, "--storage", str(tmp_path / "ray_results"))
     marker = tmp_path / "asleep"
     faults = [{"trial": 2, "epoch": 1, "action": "sleep:8", "once": str(marker)}]
