@@ -125,6 +125,22 @@ def test_several_batches_per_call_train_the_same_weights_as_one(small_digits, tm
     assert load_checkpoint(folder).steps_per_execution == 1
 
 
+def test_the_training_step_is_traced_once(small_digits, tmp_path):
+    """Variables created in the first step would make TensorFlow trace it twice (see
+    `build_training_variables`); the step's Python runs once per trace."""
+    config, model = _model(small_digits, optimizer="adam", learning_rate=0.01)
+    traced = []
+    step = model.train_step
+
+    def counted_step(data):
+        traced.append(data)
+        return step(data)
+
+    model.train_step = counted_step
+    train(model, config, small_digits, max_epochs=2, patience=2, checkpoint_dir=tmp_path)
+    assert len(traced) == 1
+
+
 def test_nan_loss_is_a_training_error(small_digits, tmp_path):
     # Pixels near float32's limit overflow the activations to inf, so the loss diverges.
     x = small_digits.x_train * np.float32(1e37)
