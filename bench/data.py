@@ -86,7 +86,7 @@ def main() -> None:
     from search.settings import SearchSettings
 
     rows = []
-    with (ray_session(SearchSettings(cpus=os.cpu_count() or 1), verbose=False),
+    with (ray_session(SearchSettings(), verbose=False),
           tempfile.TemporaryDirectory() as tmp):
         start = time.perf_counter()
         folder = make_folder(Path(tmp) / "folder", args.images, args.size)

@@ -187,7 +187,7 @@ def main() -> None:
                    "epochs to target", "seconds to target", "seconds in all"):
         table.add_column(column)
     # One Ray instance for all the searches, started as a search starts its own.
-    with (ray_session(SearchSettings(cpus=os.cpu_count() or 1), verbose=False),
+    with (ray_session(SearchSettings(), verbose=False),
           tempfile.TemporaryDirectory() as tmp):
         for name in args.data:
             data = load_dataset("digits") if name == "digits" else hard_digits()

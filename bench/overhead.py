@@ -228,8 +228,9 @@ def main() -> None:
     console.print(f"(a*) - (a): {bare_product - bare:+.2f} s: the trainer's "
                   f"{per_call} batches per call. (a') - (a*): "
                   f"{trainer - bare_product:+.2f} s: the trainer's tf.data pipeline "
-                  "(cached, prefetched) against model.fit on NumPy arrays, callbacks and "
-                  "checkpoint writes included. (a'') - (a'): "
+                  "(cached, prefetched) against model.fit on NumPy arrays, and its "
+                  "training variables built before fit (one trace of the training step "
+                  "instead of two), callbacks and checkpoint writes included. (a'') - (a'): "
                   f"{every_epoch - trainer:+.2f} s: checkpointing every epoch.")
 
 

@@ -93,7 +93,7 @@ def main() -> None:
     data = load_dataset("digits", limit=args.data_limit)
     runs: dict[str, list[list[tuple[float, float]]]] = {arm: [] for arm in args.arms}
     # One Ray instance for all the searches, started as a search starts its own.
-    with (ray_session(SearchSettings(cpus=os.cpu_count() or 1), verbose=False),
+    with (ray_session(SearchSettings(), verbose=False),
           tempfile.TemporaryDirectory(prefix="convsearch-bench-pareto-") as folder):
         for seed in range(args.seeds):
             for arm in args.arms:

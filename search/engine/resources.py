@@ -118,8 +118,10 @@ def _no_dashboard_process() -> Iterator[None]:
     statistics (a search turns them off), and ray.init() waits until it has imported its
     web stack and registered: ray.init() took 4.1-4.3 s with it and 2.6-2.7 s without
     on 2 CPUs, and the process used 1.5 s of CPU. Nothing a search runs needs it (Tune
-    reads the cluster's state from Ray's GCS). A Ray version without the method starts
-    it as before."""
+    reads the cluster's state from Ray's GCS). One trace is left: Ray's dashboard agent
+    looks for the dashboard's address once a second and logs each miss to its own log
+    in the instance's session folder (about 400 bytes a second). A Ray version without
+    the method starts the dashboard as before."""
     try:
         from ray._private.node import Node
 
