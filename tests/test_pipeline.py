@@ -125,14 +125,13 @@ def test_consecutive_searches_challenge_the_champion_warm_start_and_notify(
     space = write_space("learning_rate: {loguniform: [1.0e-3, 3.0e-2]}\n"
                         "dropout: {uniform: [0.0, 0.3]}\nconv_blocks: 1\nfilters: 4\n"
                         "dense_units: 8\n")
-    uri = tracking_uri
     hook = Webhook()
 
     def search(name: str, **changes) -> object:
         settings = SearchSettings(name=name, trials=1, max_epochs=2, cpus=2, concurrency=1,
                                   scheduler="none", storage=tmp_path / "ray")
         request = SearchRequest(space=str(space), data=DataRequest(limit=300),
-                                settings=settings, tracking_uri=uri, experiment="nightly",
+                                settings=settings, tracking_uri=tracking_uri, experiment="nightly",
                                 model_name="nightly-model", notify=hook.url, **changes)
         return execute(prepare(request))
 
@@ -148,7 +147,7 @@ def test_consecutive_searches_challenge_the_champion_warm_start_and_notify(
     finally:
         hook.close()
 
-    client = MlflowClient(uri)
+    client = MlflowClient(tracking_uri)
     def version(alias: str) -> str:
         return str(client.get_model_version_by_alias("nightly-model", alias).version)
 

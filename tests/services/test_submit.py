@@ -117,8 +117,7 @@ def _ignore_sigint() -> None:
 
 @pytest.mark.slow
 def test_a_search_runs_as_a_ray_job_and_stops_and_resumes(ray_head, tmp_path, tracking_uri):
-    uri = tracking_uri
-    where = ("--tracking-uri", uri, "--storage", str(tmp_path / "ray_results"))
+    where = ("--tracking-uri", tracking_uri, "--storage", str(tmp_path / "ray_results"))
     marker = tmp_path / "asleep"
     faults = [{"trial": 2, "epoch": 1, "action": "sleep:8", "once": str(marker)}]
     env_faults = {**ray_head.env, FAULTS_ENV: json.dumps(faults)}
@@ -137,7 +136,7 @@ def test_a_search_runs_as_a_ray_job_and_stops_and_resumes(ray_head, tmp_path, tr
     assert "stopping job" in out and "search viajob stopped by SIGTERM" in out
     assert "--resume viajob" in out
 
-    client = MlflowClient(uri)
+    client = MlflowClient(tracking_uri)
     (parent,) = client.search_runs(
         [client.get_experiment_by_name("convsearch").experiment_id],
         "tags.`convsearch.role` = 'search'")
