@@ -46,8 +46,8 @@ OBJECTIVES: dict[str, Objective] = {
                   "inference milliseconds per image (batch of 32, on the trial's device)",
                   log_scale=True),
         Objective("robust_accuracy", ROBUST_ACCURACY, "max",
-                  "validation accuracy under FGSM at 0.03 of the pixel scale (at the latest "
-                  "epoch)"),
+                  "validation accuracy under FGSM at 0.03 of the pixel scale, of the "
+                  "model the trial keeps (its best epoch)"),
     )
 }
 

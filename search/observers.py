@@ -84,7 +84,16 @@ class SearchObserver:
         """A trial began (the `number`-th of its search), or a restarted one began again."""
 
     def epoch_ended(self, trial_id: str, epoch: int, metrics: dict[str, float]) -> None:
-        """A trial finished an epoch (its own count, from 1)."""
+        """A trial finished an epoch (its own count, from 1). Until `epochs_saved` covers
+        it, a restart (`trial_restarted`) may train that epoch again and report it anew."""
+
+    def epochs_saved(self, trial_id: str, epoch: int) -> None:
+        """The trial's checkpoint now holds its training through `epoch`: a restart
+        continues after it."""
+
+    def trial_restarted(self, trial_id: str) -> None:
+        """The trial's worker died and the trial continues from its latest checkpoint: the
+        epochs it reported after that checkpoint are trained again."""
 
     def checkpoint_saved(self, trial_id: str, checkpoint_dir: Path) -> None:
         """A trial's best model changed."""

@@ -40,7 +40,7 @@ from search.errors import (
 from search.notify import Notifier, search_message
 from search.observers import SearchObserver, SearchOutcome
 from search.request import SearchRequest
-from search.settings import choose_algorithm, choose_scheduler
+from search.settings import choose_algorithm, choose_scheduler, require_algorithm_packages
 from search.space import SearchSpace, load_space, parse_space
 from search.space.sampling import SpaceSurvey, grid_points, require_feasible
 
@@ -91,7 +91,8 @@ def prepare(request: SearchRequest) -> PreparedSearch:
     Raises:
         SpaceError: the space file is invalid, or none of its models fits the data.
         DataError: the data cannot be loaded, or it changed since a resumed search began.
-        SettingsError: the settings do not fit the space.
+        SettingsError: the settings do not fit the space, or need a package that is not
+            installed.
     """
     from search.tracking.uri import resolve_tracking_uri
 
@@ -111,6 +112,7 @@ def prepare(request: SearchRequest) -> PreparedSearch:
     settings = request.settings
     scheduler = choose_scheduler(settings.scheduler, space.objectives)
     algorithm = choose_algorithm(settings.algorithm, space.is_grid(), scheduler)
+    require_algorithm_packages(algorithm)
     if request.warm_start and (algorithm == "grid" or scheduler == "pbt"):
         raise SettingsError(f"--warm-start seeds an Optuna sampler; --algo {algorithm} with "
                             f"--scheduler {scheduler} fixes every config up front")
@@ -225,7 +227,7 @@ def _evaluate_and_register(tracker: Any, prepared: PreparedSearch,
     if outcome.best_checkpoint_is_copy:
         shutil.rmtree(outcome.best_checkpoint, ignore_errors=True)
     test_metrics = {**evaluate(model, data), **robustness_metrics(
-        model, data.x_test, data.y_test, data.value_scale)}
+        model, data.x_test, data.y_test, data.value_scale, data.value_range)}
     predicted = predict_classes(model, data.x_test)
     tracker.log_search_report(outcome, space, prepared.settings.seed, test_metrics,
                               data.y_test, predicted, data.class_names)

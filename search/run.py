@@ -134,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="stop the search after N failed trials in a row")
     budget.add_argument("--seed", type=int, default=defaults["seed"],
                         help="seed of the search algorithm and weight initialisation")
+    budget.add_argument("--deterministic", action="store_true",
+                        help="only deterministic TensorFlow ops, in the trials and the "
+                             "evaluation: the same seed gives the same results on GPUs too, "
+                             "more slowly (on CPUs they repeat without it)")
     what.add_argument("--algo", choices=list(ALGORITHMS), default=None,
                       help="search algorithm: " + "; ".join(
                           f"{name}: {meaning}" for name, meaning in ALGORITHMS.items())
@@ -281,6 +285,7 @@ def _request(args: argparse.Namespace, given: set[str]) -> tuple[SearchRequest, 
         algorithm=args.algo, trials=args.trials, max_epochs=args.max_epochs,
         patience=args.patience, scheduler=args.scheduler, epoch_budget=args.epoch_budget,
         time_budget_s=time_budget, grace_epochs=args.grace_epochs, seed=args.seed,
+        deterministic=args.deterministic,
         concurrency=args.concurrency, cpus=args.cpus, gpus_per_trial=args.gpus_per_trial,
         storage=args.storage, ray_address=args.ray_address, max_failures=args.max_failures,
         max_consecutive_failures=args.max_consecutive_failures,
@@ -319,7 +324,7 @@ def _search(args: argparse.Namespace, given: set[str], session: _Session) -> int
 
         # The driver evaluates the best model: let TensorFlow probe for GPUs now, while
         # its CUDA messages are hidden, and grow GPU memory rather than take it all.
-        configure_tensorflow(cpu_threads=None)
+        configure_tensorflow(cpu_threads=None, deterministic=settings.deterministic)
     _configure_logging(args.verbose)
 
     sizes = "/".join(str(n) for n in data.sizes().values())

@@ -9,6 +9,7 @@ budgets and output paths.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +39,10 @@ ALGORITHMS: dict[str, str] = {
     "nsga2": "Optuna's NSGA-II genetic sampler",
 }
 DEFAULT_ALGORITHM = "tpe"
+
+#: Algorithms that need a package the base install leaves out: the module, what it is,
+#: and convsearch's extra that installs it.
+ALGORITHM_PACKAGES: dict[str, tuple[str, str, str]] = {"gp": ("torch", "PyTorch", "gp")}
 
 #: Trial schedulers by name: who may stop (or, for pbt, replace) a trial before its own
 #: early stopping does. All but mo-asha are Ray Tune's own.
@@ -112,6 +117,10 @@ class SearchSettings:
     time_budget_s: float | None = None
     #: Seed of the search algorithm and of every trial's weight initialisation.
     seed: int = 0
+    #: TensorFlow's deterministic ops in every trial and in the driver's evaluation: the
+    #: same seed trains the same weights on GPUs too (CPU kernels are deterministic
+    #: already), at a cost in speed, and ops without a deterministic kernel raise.
+    deterministic: bool = False
     #: Trials at a time; None: as many as the CPUs/GPUs allow.
     concurrency: int | None = None
     #: CPUs Ray may use on this machine; None: all of them.
@@ -224,6 +233,21 @@ def choose_algorithm(requested: str | None, grid_space: bool, scheduler: str | N
     if grid_space:
         return "grid"
     return "random" if scheduler == "pbt" else DEFAULT_ALGORITHM
+
+
+def require_algorithm_packages(algorithm: str) -> None:
+    """Refuse an algorithm whose package is missing before anything starts, naming the
+    extra that installs it (the base install leaves out PyTorch, a few GB).
+
+    Raises:
+        SettingsError: the algorithm's package is not installed.
+    """
+    if algorithm not in ALGORITHM_PACKAGES:
+        return
+    module, what, extra = ALGORITHM_PACKAGES[algorithm]
+    if importlib.util.find_spec(module) is None:
+        raise SettingsError(f"--algo {algorithm} needs {what}, which is not installed: "
+                            f"install convsearch's {extra} extra (pip install -e '.[{extra}]')")
 
 
 def parse_duration(text: str) -> float:

@@ -1,16 +1,24 @@
-"""The process exit that skips the last garbage collection still does what an exit does."""
+"""This process's memory as measured, and the process exit that skips the last garbage
+collection still doing what an exit does."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
+import numpy as np
+
 from search.memory import rss_mb
 from tests.conftest import REPO
 
 
-def test_rss_is_a_plausible_size():
-    assert 5 < rss_mb() < 100_000
+def test_rss_follows_what_the_process_holds():
+    before = rss_mb()
+    held = np.ones(200 * 2**20, dtype=np.uint8)  # 200 MB, every page written
+    grown = rss_mb() - before
+    assert 190 < grown < 230, grown
+    del held
+    assert rss_mb() < before + 50  # numpy returns a block this big to the system
 
 
 def test_a_quick_exit_keeps_its_status_atexit_handlers_and_buffered_output():

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,11 +17,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from search.run import build_parser
+from search.settings import SearchSettings
 from search.tracking.tracker import CHAMPION_ALIAS, TAG_ROLE, TAG_STATUS, using_tracking_store
+from tests.conftest import REPO
 
 
-def run_cli(*args: str, cwd: Path, timeout: int = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def run_cli(*args: str, cwd: Path, timeout: int = 120, env: dict[str, str] | None = None,
+            ) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "search.run", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -34,13 +40,17 @@ def search_run(uri: str) -> tuple[MlflowClient, object]:
 def test_help_documents_every_flag(tmp_path):
     result = run_cli("--help", cwd=tmp_path)
     assert result.returncode == 0
-    flags = [a for action in build_parser()._actions for a in action.option_strings
-             if a.startswith("--")]
-    assert len(flags) >= 18
+    flags = {a for action in build_parser()._actions for a in action.option_strings
+             if a.startswith("--")}
     for action in build_parser()._actions:
         assert action.help, action.option_strings
-    for flag in flags:
-        assert flag in result.stdout, flag
+    assert set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", result.stdout)) == flags
+    # Every run setting can be given on the command line.
+    setting_flags = {"algorithm": "--algo", "time_budget_s": "--time-budget",
+                     "checkpoint_interval_s": "--checkpoint-interval"}
+    for field in dataclasses.fields(SearchSettings):
+        flag = setting_flags.get(field.name, "--" + field.name.replace("_", "-"))
+        assert flag in flags, field.name
 
 
 @pytest.mark.parametrize(("args", "space", "pattern"), [
@@ -60,6 +70,10 @@ def test_help_documents_every_flag(tmp_path):
     (["--space", "s.yaml", "--algo", "grid"], "learning_rate: {loguniform: [0.001, 0.1]}\n",
      "--algo grid needs finitely many values, but learning_rate is a range"),
     (["--data-limit", "5"], None, "--data-limit 5 is too small"),
+    pytest.param(["--algo", "gp"], None, "--algo gp needs PyTorch, which is not installed: "
+                 "install convsearch's gp extra (pip install -e '.[gp]')",
+                 marks=pytest.mark.skipif(importlib.util.find_spec("torch") is not None,
+                                          reason="PyTorch is installed (the gp extra)")),
 ])
 def test_user_errors_are_one_line_without_traceback(tmp_path, args, space, pattern):
     if space is not None:
@@ -88,9 +102,8 @@ def test_unusable_tracking_store_is_one_line(tmp_path):
     (tmp_path / "file").write_text("")
     result = run_cli("--tracking-uri", f"sqlite:///{tmp_path / 'file' / 'x.db'}", cwd=tmp_path)
     assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().splitlines() == [
-        line for line in result.stderr.strip().splitlines()
-        if line.startswith("convsearch: error: cannot use MLflow tracking store")]
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("convsearch: error: cannot use MLflow tracking store sqlite:///")
 
 
 TINY_SPACE = """\
@@ -113,7 +126,7 @@ def test_three_trial_search_end_to_end(tmp_path, digits):
     result = run_cli("--space", "tiny.yaml", "--data-limit", "600", "--trials", "3",
                      "--max-epochs", "6", "--grace-epochs", "6", "--cpus", "2",
                      "--tracking-uri", uri, "--name", "e2e", "--model-name", "e2e-digits",
-                     cwd=tmp_path, timeout=480)
+                     "--deterministic", cwd=tmp_path, timeout=480)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Best trials (3 run)" in result.stdout
     assert "best model: test accuracy" in result.stdout
@@ -125,11 +138,23 @@ def test_three_trial_search_end_to_end(tmp_path, digits):
     assert parent.info.status == "FINISHED"
     assert parent.info.run_name == "e2e"
     assert parent.data.params["settings.trials"] == "3"
+    assert parent.data.params["settings.deterministic"] == "true"
     assert "test_accuracy" in parent.data.metrics
     assert "best_val_accuracy" in parent.data.metrics
     assert parent.data.tags["best.optimizer"] in ("adam", "nadam")
     assert [a.path for a in client.list_artifacts(parent.info.run_id, "space")] == \
         ["space/tiny.yaml"]
+    assert [a.path for a in client.list_artifacts(parent.info.run_id, "insight")] == [
+        f"insight/{name}.png" for name in ("feature_maps", "first_layer_filters",
+                                           "most_confidently_wrong", "saliency")]
+    # FGSM at 0.01, 0.03 and 0.1 of digits' pixel scale (16), named in pixel units.
+    robust = {k: v for k, v in parent.data.metrics.items() if k.startswith("fgsm_accuracy.")}
+    assert sorted(robust) == ["fgsm_accuracy.0.16", "fgsm_accuracy.0.48", "fgsm_accuracy.1.6"]
+    assert all(0 <= v <= parent.data.metrics["test_accuracy"] for v in robust.values())
+    summary = Path(client.download_artifacts(parent.info.run_id, "summary.md", str(tmp_path)))
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    assert f"convsearch commit | {commit}" in summary.read_text()
 
     children = client.search_runs(
         [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
@@ -158,6 +183,41 @@ def test_three_trial_search_end_to_end(tmp_path, digits):
     # Run outputs land in the working folder, where .gitignore expects them.
     assert (tmp_path / "ray_results" / "e2e").is_dir()
     assert (tmp_path / "mlartifacts").is_dir()
+
+
+def final_metrics(uri: str) -> dict[str, dict[str, float]]:
+    """The search's parent and trial runs' last value of every metric that training
+    decides (not timings nor memory), by trial number ("search" for the parent)."""
+    client, parent = search_run(uri)
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    runs = {"search": parent, **{c.data.tags["convsearch.trial_number"]: c for c in children}}
+    return {key: {name: value for name, value in run.data.metrics.items()
+                  if not name.startswith("time_") and not name.endswith("_rss_mb")}
+            for key, run in runs.items()}
+
+
+@pytest.mark.slow
+def test_the_same_seed_repeats_every_trials_metrics(tmp_path):
+    # One trial at a time, so the sampler sees the same results in the same order; on
+    # CPUs TensorFlow's kernels repeat by themselves (GPUs need --deterministic).
+    (tmp_path / "tiny.yaml").write_text(TINY_SPACE)
+    metrics = []
+    for name in ("first", "second"):
+        folder = tmp_path / name
+        folder.mkdir()
+        uri = f"sqlite:///{folder / 'mlflow.db'}"
+        result = run_cli("--space", str(tmp_path / "tiny.yaml"), "--data-limit", "300",
+                         "--trials", "3", "--max-epochs", "3", "--grace-epochs", "1",
+                         "--concurrency", "1", "--cpus", "2", "--seed", "7",
+                         "--tracking-uri", uri, cwd=folder, timeout=480)
+        assert result.returncode == 0, result.stdout + result.stderr
+        metrics.append(final_metrics(uri))
+    first, second = metrics
+    assert sorted(first) == ["1", "2", "3", "search"]
+    assert {"val_accuracy", "loss", "best_val_accuracy"} <= set(first["1"])
+    assert {"test_accuracy", "test_loss", "best_val_accuracy"} <= set(first["search"])
+    assert second == first
 
 
 @pytest.mark.slow

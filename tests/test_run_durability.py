@@ -30,6 +30,7 @@ from search.tracking.tracker import (
     TAG_ROLE,
     TAG_STATUS,
 )
+from search.trial.checkpoints import read_state
 from search.trial.faults import FAULTS_ENV
 from search.workdirs import name_prefix
 from tests.test_run import run_cli
@@ -209,7 +210,12 @@ def test_ctrl_c_stops_cleanly_and_an_extension_resumes(folder):
     # The extended search's best is registered and challenges the champion.
     challenger = client.get_model_version_by_alias("convsearch-digits", CHALLENGER_ALIAS)
     assert challenger.version != champion and challenger.run_id == parent.info.run_id
-    assert parent.data.tags[TAG_CHAMPION_DECISION] in ("promoted", "kept")
+    # Promoted exactly when more accurate on this search's test split (margin 0).
+    better = parent.data.metrics["challenger.test_accuracy"] > \
+        parent.data.metrics["champion.test_accuracy"]
+    assert parent.data.tags[TAG_CHAMPION_DECISION] == ("promoted" if better else "kept")
+    assert client.get_model_version_by_alias("convsearch-digits", CHAMPION_ALIAS).version == \
+        (challenger.version if better else champion)
 
     # Resuming a finished search is an error that says how to extend it.
     with pytest.raises(SettingsError, match=r"already finished its 3 trials; give --trials N "
@@ -275,6 +281,50 @@ def test_failed_trials_are_isolated_and_a_dead_worker_is_retried(folder):
     for run in trials.values():
         assert run.data.metrics["worker_rss_mb"] > 50
         assert run.data.metrics["driver_rss_mb"] > 50
+
+
+#: A learning rate this small leaves validation accuracy flat after the first epoch, so
+#: no later epoch is a new best, and with the default checkpoint interval (10 s) none of
+#: those short epochs is checkpointed before the last.
+FLAT_SPACE = """\
+optimizer: sgd
+learning_rate: 1.0e-6
+conv_blocks: 1
+filters: 4
+dense_units: 8
+batch_size: 32
+"""
+
+
+@pytest.mark.slow
+def test_a_restarted_trials_curves_are_those_of_its_checkpoint(folder):
+    (folder / "flat.yaml").write_text(FLAT_SPACE)
+    fault = {"trial": 1, "epoch": 4, "action": "exit", "once": str(folder / "died")}
+    result = run_cli("--trials", "1", "--max-epochs", "6", "--patience", "10", "--name",
+                     "curves", "--space", "flat.yaml", "--data-limit", "300", "--cpus", "2",
+                     "--scheduler", "none", cwd=folder, timeout=300,
+                     env={FAULTS_ENV: json.dumps([fault])})
+    assert result.returncode == 0, result.stdout + result.stderr
+    client, _, children = runs(folder, "curves")
+    (trial,) = children
+    trial_id = trial.data.tags["convsearch.trial_id"]
+    reports = ray_results(folder, "curves", trial_id)
+    # The worker died after epoch 4, which no checkpoint held, and the trial went on from
+    # an earlier checkpoint: epoch 4 and some before it were trained (and reported) twice.
+    assert [r["epoch"] for r in reports].count(4) == 2
+    died = [r["epoch"] for r in reports].index(4)
+    assert not reports[died]["checkpointed"]
+    redone = {r["epoch"]: r["loss"] for r in reports[died + 1:]}
+    assert any(redone[r["epoch"]] != r["loss"] for r in reports[:died + 1]
+               if r["epoch"] in redone)  # the second training's values differ
+
+    trial_folder = folder / "ray_results" / "curves" / f"trial-{trial_id}"
+    kept = read_state(sorted(trial_folder.glob("checkpoint_*"))[-1])
+    assert kept.epoch == 6 and len(kept.history) == 6
+    for metric in ("loss", "val_loss", "accuracy"):
+        curve = client.get_metric_history(trial.info.run_id, metric)
+        assert [m.step for m in curve] == [1, 2, 3, 4, 5, 6], metric
+        assert [m.value for m in curve] == [epoch[metric] for epoch in kept.history], metric
 
 
 @pytest.mark.slow

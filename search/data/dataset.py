@@ -14,6 +14,7 @@ with the data is a one-line `DataError` before a trial starts.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -65,6 +66,16 @@ class Dataset:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @functools.cached_property
+    def value_range(self) -> tuple[float, float]:
+        """The pixel values an image of this data can hold: 0 to full intensity, widened
+        to the lowest and highest values of any split (standardized `.npz` arrays hold
+        negative ones)."""
+        splits = (self.x_train, self.x_val, self.x_test)
+        lowest = min(float(np.min(x)) for x in splits if x.size)
+        highest = max(float(np.max(x)) for x in splits if x.size)
+        return min(0.0, lowest), max(self.value_scale, highest)
 
     def sizes(self) -> dict[str, int]:
         """Examples per split, for logging."""

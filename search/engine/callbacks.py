@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 #: Reported with every epoch: whether the trial ended there by its own rule.
 LAST_EPOCH = "last_epoch"
+#: Reported with every epoch: whether the report carries a checkpoint of that epoch.
+CHECKPOINTED = "checkpointed"
 #: Reported when a trial's code raised: the one-line error, and its traceback.
 ERROR = "error"
 ERROR_DETAIL = "error_detail"
@@ -124,8 +126,11 @@ class TrialEvents(tune.Callback):
         metrics.update({k: float(v) for k, v in result.items() if k.startswith("time_")})
         if MONITOR not in metrics:
             return  # not an epoch: a failed trial's final report, or a repeat
+        epoch = int(result[EPOCH])
         for observer in self.observers:
-            observer.epoch_ended(trial.trial_id, int(result[EPOCH]), metrics)
+            observer.epoch_ended(trial.trial_id, epoch, metrics)
+            if result.get(CHECKPOINTED):
+                observer.epochs_saved(trial.trial_id, epoch)
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
                       **info: Any) -> None:
@@ -149,6 +154,8 @@ class TrialEvents(tune.Callback):
         else:
             logger.warning("trial %s: its worker died (%s); restarting it from its latest "
                            "checkpoint", trial.trial_id, error)
+        for observer in self.observers:
+            observer.trial_restarted(trial.trial_id)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._end(trial_result(trial))

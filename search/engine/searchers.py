@@ -15,11 +15,11 @@ whole history.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import math
 import os
 import tempfile
+import threading
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -34,7 +34,7 @@ from search.engine.control import control_of
 from search.errors import SearchFailed, SettingsError
 from search.metrics import OBJECTIVE
 from search.objectives import OBJECTIVES, worst_values
-from search.settings import SearchSettings
+from search.settings import SearchSettings, require_algorithm_packages
 from search.space import SearchSpace
 from search.space.sampling import infeasibility, suggest_params, violation
 
@@ -185,11 +185,8 @@ def make_sampler(algorithm: str, seed: int, space: SearchSpace) -> optuna.sample
     if algorithm == "random":
         return samplers.RandomSampler(seed=seed)
     if algorithm == "nsga2":
-        return samplers.NSGAIISampler(seed=seed)
-    needs = {"cmaes": ("cmaes", "pip install cmaes"), "gp": ("torch", "pip install -e '.[gp]'")}
-    module, how = needs[algorithm]
-    if importlib.util.find_spec(module) is None:
-        raise SettingsError(f"--algo {algorithm} needs the {module} package ({how})")
+        return _SavableNSGAIISampler(seed=seed)
+    require_algorithm_packages(algorithm)
     if algorithm == "cmaes":
         if len(space.objectives) > 1:
             raise SettingsError("--algo cmaes optimises one objective; this space has "
@@ -197,6 +194,27 @@ def make_sampler(algorithm: str, seed: int, space: SearchSpace) -> optuna.sample
         # Categorical knobs fall back to independent sampling; that is expected here.
         return samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     return samplers.GPSampler(seed=seed)
+
+
+_LOCK = type(threading.Lock())
+
+
+class _SavableNSGAIISampler(optuna.samplers.NSGAIISampler):
+    """Optuna's NSGA-II sampler, as Tune must save it with the searcher (at the start of
+    every search and in each snapshot): Optuna 5.1 gives its genetic samplers a thread
+    lock, which pickle cannot copy. The copy leaves the locks out and makes new ones."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if not isinstance(v, _LOCK)}
+        state["_convsearch_locks"] = [k for k in self.__dict__ if k not in state]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        locks = state.pop("_convsearch_locks", [])
+        self.__dict__.update(state)
+        for name in locks:
+            setattr(self, name, threading.Lock())
 
 
 class _PointsSearcher(Searcher):

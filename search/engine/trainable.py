@@ -34,7 +34,7 @@ from ray import tune
 from ray.tune.trainable.function_trainable import wrap_function
 
 from search.data import Dataset
-from search.engine.callbacks import ERROR, ERROR_DETAIL, LAST_EPOCH, WORKER_RSS
+from search.engine.callbacks import CHECKPOINTED, ERROR, ERROR_DETAIL, LAST_EPOCH, WORKER_RSS
 from search.engine.searchers import TRIAL_NUMBER
 from search.engine.stopping import EPOCH
 from search.errors import TrainingError
@@ -102,7 +102,7 @@ def run_trial(config: dict[str, Any], *, data: Dataset, settings: SearchSettings
 
     with keras_extras_skipped():  # the worker's first trial imports TensorFlow here
         from search.trial.train import configure_tensorflow
-    configure_tensorflow(cpu_threads)
+    configure_tensorflow(cpu_threads, settings.deterministic)
     import keras
 
     _freeze_imports()
@@ -158,8 +158,6 @@ class _Trial:
         self.reporting = False
         #: The latest epoch reported (a failure reports no earlier one).
         self.epoch = 0
-        #: The model being trained, once built or restored.
-        self.model: Any = None
 
     def run(self) -> None:
         from search.trial.checkpoints import load_best, load_latest
@@ -201,15 +199,27 @@ class _Trial:
                                     training_steps=steps)
             self.timing["time_build_s"] = time.perf_counter() - started
             self._measure(model)
-            self.model = model
             train(model, self.config, self.data, max_epochs=self.settings.max_epochs,
                   patience=self.settings.patience, checkpoint_dir=self.workdir,
                   on_epoch=self._on_epoch, shuffle_seed=self.settings.seed, resume=state,
-                  checkpoint_interval_s=self.settings.checkpoint_interval)
+                  checkpoint_interval_s=self.settings.checkpoint_interval,
+                  kept_metrics=self._kept_metrics())
         except Exception as exc:
             if self.reporting:  # Tune's own machinery failed: not the trial's error
                 raise
             self._report_failure(exc, read_state(self.workdir))
+
+    def _kept_metrics(self) -> dict[str, Any]:
+        """Figures of the model the trial keeps (its best epoch's), beyond accuracy: the
+        FGSM attack behind the robust_accuracy objective, only when it is optimised."""
+        if "robust_accuracy" not in self.objectives:
+            return {}
+        from search.trial.robustness import OBJECTIVE_EPSILON, fgsm_accuracy
+
+        data = self.data
+        return {ROBUST_ACCURACY: lambda model: fgsm_accuracy(
+            model, data.x_val, data.y_val, OBJECTIVE_EPSILON, data.value_scale,
+            data.value_range)}
 
     def _measure(self, model: Any) -> None:
         from search.trial.train import inference_latency_ms
@@ -221,14 +231,8 @@ class _Trial:
     def _on_epoch(self, epoch: Any) -> None:
         self.epoch = epoch.epoch
         self.timing["time_checkpoint_s"] = epoch.checkpoint_seconds
-        metrics = dict(epoch.metrics)
-        if "robust_accuracy" in self.objectives:  # an attack per epoch: only when optimised
-            from search.trial.robustness import OBJECTIVE_EPSILON, fgsm_accuracy
-
-            metrics[ROBUST_ACCURACY] = fgsm_accuracy(
-                self.model, self.data.x_val, self.data.y_val, OBJECTIVE_EPSILON,
-                self.data.value_scale)
-        self._report({**metrics, EPOCH: epoch.epoch, LAST_EPOCH: epoch.last},
+        self._report({**epoch.metrics, EPOCH: epoch.epoch, LAST_EPOCH: epoch.last,
+                      CHECKPOINTED: epoch.checkpoint_dir is not None},
                      checkpoint_dir=epoch.checkpoint_dir)
         inject(self.number, epoch.epoch)
 

@@ -143,6 +143,8 @@ class SearchTracker(SearchObserver):
         self._search_name: str | None = None
         self._trial_runs: dict[str, str] = {}
         self._logged_epochs: dict[str, int] = {}
+        #: Epochs reported but not yet in a checkpoint, by trial: (epoch, metrics, time).
+        self._unsaved: dict[str, list[tuple[int, dict[str, float], int]]] = {}
         self._open_trials: set[str] = set()
 
     # -- the search (parent run) -------------------------------------------------------
@@ -361,16 +363,33 @@ class SearchTracker(SearchObserver):
 
     def epoch_ended(self, trial_id: str, epoch: int, metrics: dict[str, float], *,
                     timestamp_ms: int | None = None) -> None:
-        """Log one epoch's metrics at step `epoch`, once: an epoch logged before (by a
-        driver that died, or before a trial restarted) is not logged again."""
-        run_id = self._trial_run(trial_id)
-        if epoch <= self._logged_epochs.get(trial_id, 0):
+        """Hold one epoch's metrics until the trial's checkpoint covers the epoch
+        (`epochs_saved`) or the trial ends: a worker that dies before then makes the
+        trial train the epoch again, and only the values of the training that goes on
+        belong on its curves (MLflow cannot take a logged value back)."""
+        held = [e for e in self._unsaved.get(trial_id, []) if e[0] < epoch]
+        self._unsaved[trial_id] = [*held, (epoch, metrics, timestamp_ms or _now_ms())]
+
+    def epochs_saved(self, trial_id: str, epoch: int) -> None:
+        """Log the held epochs through `epoch`, each at its step, once: an epoch logged
+        before (by a driver that died) is not logged again."""
+        held = self._unsaved.get(trial_id, [])
+        due = [e for e in held if e[0] <= epoch]
+        if not due:
             return
-        with _mlflow_errors(f"cannot log epoch {epoch} of trial {trial_id}"):
-            now = timestamp_ms or _now_ms()
+        run_id = self._trial_run(trial_id)
+        logged = self._logged_epochs.get(trial_id, 0)
+        with _mlflow_errors(f"cannot log epochs {due[0][0]}-{due[-1][0]} of trial "
+                            f"{trial_id}"):
             self.client.log_batch(run_id, metrics=[
-                Metric(key, value, now, epoch) for key, value in metrics.items()])
-        self._logged_epochs[trial_id] = epoch
+                Metric(key, value, stamp, number) for number, metrics, stamp in due
+                if number > logged for key, value in metrics.items()])
+        self._logged_epochs[trial_id] = max(logged, due[-1][0])
+        self._unsaved[trial_id] = [e for e in held if e[0] > epoch]
+
+    def trial_restarted(self, trial_id: str) -> None:
+        """Forget the epochs no checkpoint holds: the restarted trial trains them again."""
+        self._unsaved.pop(trial_id, None)
 
     def checkpoint_saved(self, trial_id: str, checkpoint_dir: Path) -> None:
         """Log the trial's best model (the folder's `BEST_FILE`) as ``checkpoint/``."""
@@ -395,6 +414,10 @@ class SearchTracker(SearchObserver):
             self.client.log_batch(run_id, metrics=metrics, tags=tags)
 
     def trial_ended(self, result: TrialResult, *, timestamp_ms: int | None = None) -> None:
+        # Its last epochs need no checkpoint to be final: the trial will not train again.
+        held = self._unsaved.get(result.trial_id)
+        if held:
+            self.epochs_saved(result.trial_id, held[-1][0])
         run_id = self._trial_run(result.trial_id, result.params, result.number)
         with _mlflow_errors(f"cannot close the run of trial {result.trial_id}"):
             tags = [RunTag(TAG_STATUS, result.status)]

@@ -91,6 +91,13 @@ class BackgroundWriter(SearchObserver):
         self._put(trial_id, f"epoch {epoch}", lambda: self.tracker.epoch_ended(
             trial_id, epoch, metrics, timestamp_ms=stamp))
 
+    def epochs_saved(self, trial_id: str, epoch: int) -> None:
+        self._put(trial_id, f"epochs through {epoch}",
+                  lambda: self.tracker.epochs_saved(trial_id, epoch))
+
+    def trial_restarted(self, trial_id: str) -> None:
+        self._put(trial_id, "restart", lambda: self.tracker.trial_restarted(trial_id))
+
     def checkpoint_saved(self, trial_id: str, checkpoint_dir: Path) -> None:
         from search.trial.checkpoints import BEST_FILE
 

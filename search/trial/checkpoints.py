@@ -8,7 +8,8 @@ Ray restarts it (a resumed search, a retried worker). The folder holds:
 - ``model.keras``: the best epoch so far, the full Keras model (`BEST_FILE`);
 - ``latest.keras``: the latest epoch with its optimizer state, written only when the
   latest epoch is not also the best (then ``model.keras`` serves both);
-- ``state.json``: the epoch counter and early-stopping state (`TrainingState`).
+- ``state.json``: the epoch counter, early-stopping state and learning curve
+  (`TrainingState`).
 
 Nothing here knows about Ray or MLflow.
 """
@@ -50,6 +51,10 @@ class TrainingState:
     finished: bool
     #: The latest epoch's metrics, as reported.
     metrics: dict[str, float] = field(default_factory=dict)
+    #: Every epoch's metrics from the first through `epoch`, as reported: the learning
+    #: curve of the training this checkpoint continues (a restart trains the epochs after
+    #: it again, so earlier reports of those epochs are not its history).
+    history: list[dict[str, float]] = field(default_factory=list)
 
     @property
     def latest_file(self) -> str:

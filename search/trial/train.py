@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,12 +80,19 @@ class TrainingOutcome:
 
 OnEpoch = Callable[[EpochReport], None]
 
+#: A figure of a model, measured on the model a trial keeps (see `train`).
+KeptMetric = Callable[[keras.Model], float]
 
-def configure_tensorflow(cpu_threads: int | None) -> None:
+
+def configure_tensorflow(cpu_threads: int | None, deterministic: bool = False) -> None:
     """Make TensorFlow share the machine: grow GPU memory on demand (so trials can share
-    a GPU) and cap CPU threads at the trial's CPUs (so concurrent trials do not fight).
+    a GPU) and cap CPU threads at the trial's CPUs (so concurrent trials do not fight);
+    with `deterministic`, run only deterministic kernels (what a GPU needs for the same
+    seed to give the same weights twice).
 
-    Must run before TensorFlow executes anything in the process; later calls are no-ops.
+    Must run before TensorFlow executes anything in the process; later calls are no-ops
+    but for turning determinism on (a process runs the trials of one search, all with
+    the same setting; TensorFlow cannot turn it off).
     """
     import tensorflow as tf
 
@@ -97,6 +104,8 @@ def configure_tensorflow(cpu_threads: int | None) -> None:
             tf.config.threading.set_inter_op_parallelism_threads(min(2, cpu_threads))
     except RuntimeError:
         pass  # TensorFlow already initialised in this process (a reused worker).
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
 
 
 def input_pipeline(data: Dataset, batch_size: int, *, seed: int = 0,
@@ -172,13 +181,18 @@ def training_steps(config: TrialConfig, data: Dataset, max_epochs: int) -> int:
 def train(model: keras.Model, config: TrialConfig, data: Dataset, *, max_epochs: int,
           patience: int, checkpoint_dir: Path, on_epoch: OnEpoch | None = None,
           shuffle_seed: int = 0, resume: TrainingState | None = None,
-          checkpoint_interval_s: float = 0.0) -> TrainingOutcome:
+          checkpoint_interval_s: float = 0.0,
+          kept_metrics: Mapping[str, KeptMetric] | None = None) -> TrainingOutcome:
     """Fit `model` on the training split, validating each epoch.
 
     Stops after `patience` epochs without a better `MONITOR`, and leaves `model` holding
     its best epoch's weights, which are also saved as `checkpoint_dir / CHECKPOINT_FILE`.
     With `resume` (the state saved in `checkpoint_dir` by an earlier run, whose latest
     model `model` is), training continues after `resume.epoch`.
+
+    `kept_metrics` measure the model the trial keeps: each is measured when an epoch
+    becomes the best, and every epoch reports (and checkpoints) the best epoch's value,
+    as it does `OBJECTIVE`, so a trial's figures all describe the one model it keeps.
 
     Raises:
         TrainingError: the loss became NaN or infinite.
@@ -189,7 +203,7 @@ def train(model: keras.Model, config: TrialConfig, data: Dataset, *, max_epochs:
         resume=resume, best_weights=(load_best(checkpoint_dir).get_weights()
                                      if resume is not None else None))
     reporter = _EpochReporter(checkpoint_dir, on_epoch, max_epochs, early_stopping, resume,
-                              checkpoint_interval_s)
+                              checkpoint_interval_s, kept_metrics or {})
     plateau = plateau_callback(config)
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
@@ -240,8 +254,14 @@ class _EpochReporter(keras.callbacks.Callback):
 
     def __init__(self, checkpoint_dir: Path, on_epoch: OnEpoch | None, max_epochs: int,
                  early_stopping: keras.callbacks.EarlyStopping,
-                 resume: TrainingState | None, checkpoint_interval_s: float) -> None:
+                 resume: TrainingState | None, checkpoint_interval_s: float,
+                 kept_metrics: Mapping[str, KeptMetric]) -> None:
         super().__init__()
+        self.kept_metrics = kept_metrics
+        #: The kept metrics' values at the best epoch (a resumed run's from its state).
+        self.kept = {name: resume.metrics[name] for name in kept_metrics
+                     if resume and name in resume.metrics}
+        self.history = list(resume.history) if resume else []
         self.checkpoint_dir = checkpoint_dir
         self.on_epoch = on_epoch
         self.max_epochs = max_epochs
@@ -266,14 +286,19 @@ class _EpochReporter(keras.callbacks.Callback):
         improved = metrics[MONITOR] > self.best  # the same rule as EarlyStopping's
         if improved:
             self.best, self.best_epoch = metrics[MONITOR], number
+            self.kept = {name: measure(self.model)
+                         for name, measure in self.kept_metrics.items()}
         metrics[OBJECTIVE] = self.best
+        metrics.update(self.kept)
+        self.history.append(dict(metrics))
         last = bool(self.model.stop_training) or number >= self.max_epochs
         due = time.monotonic() - self.last_checkpoint >= self.checkpoint_interval_s
         if improved or last or due:
             started = time.monotonic()
             save_epoch(self.model, self.checkpoint_dir, TrainingState(
                 epoch=number, best=self.best, best_epoch=self.best_epoch,
-                wait=int(self.early_stopping.wait), finished=last, metrics=metrics))
+                wait=int(self.early_stopping.wait), finished=last, metrics=metrics,
+                history=list(self.history)))
             self.last_checkpoint = time.monotonic()
             self.checkpoint_seconds += self.last_checkpoint - started
         if self.on_epoch is not None:

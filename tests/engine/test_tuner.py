@@ -140,6 +140,23 @@ def test_every_algorithm_runs_a_real_search(algorithm, small_digits, tmp_path, l
 
 
 @pytest.mark.slow
+def test_a_resumed_nsga2_search_continues_its_history(small_digits, tmp_path, local_ray):
+    # Tune saves the searcher when the search starts and in every snapshot, and a resumed
+    # search restores it from there: NSGA-II's sampler must survive both.
+    space = parse_space("learning_rate: {loguniform: [1.0e-3, 1.0e-2]}\n"
+                        "filters: {int: [4, 8]}\nconv_blocks: 1\ndense_units: 8\n")
+    settings = SearchSettings(name="nsga2-resumed", algorithm="nsga2", trials=2, max_epochs=1,
+                              grace_epochs=1, concurrency=1, cpus=2, storage=tmp_path / "ray")
+    first = run_search(space, small_digits, settings)
+    extended = run_search(space, small_digits, dataclasses.replace(settings, trials=4),
+                          resume=True)
+    assert [t.number for t in extended.trials] == [1, 2, 3, 4]
+    assert [t.params for t in extended.trials[:2]] == [t.params for t in first.trials]
+    rates = {t.params["learning_rate"] for t in extended.trials}
+    assert len(rates) == 4  # the sampler went on instead of starting over
+
+
+@pytest.mark.slow
 def test_no_scheduler_and_an_epoch_budget(small_digits, tmp_path, local_ray):
     space = parse_space("learning_rate: {loguniform: [1.0e-3, 1.0e-2]}\nconv_blocks: 1\n"
                         "filters: 4\ndense_units: 8\n")

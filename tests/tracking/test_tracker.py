@@ -93,11 +93,38 @@ def test_trial_lifecycle_is_one_child_run(tracker, tracking_uri, tmp_path):
         ["checkpoint/model.keras"]
 
 
+def test_curves_keep_the_epochs_of_the_training_that_went_on(tracker, tracking_uri):
+    # Epochs 2 and 3 were reported, then the worker died before a checkpoint held them:
+    # the restarted trial trains them again from epoch 1's checkpoint, and its curve
+    # must show those values, not the lost ones.
+    tracker.trial_started("t1", PARAMS)
+    for epoch, loss in ((1, 1.0), (2, 0.9), (3, 0.8)):
+        tracker.epoch_ended("t1", epoch, {"val_accuracy": 0.5, "loss": loss})
+        if epoch == 1:
+            tracker.epochs_saved("t1", 1)
+    tracker.trial_restarted("t1")
+    for epoch, loss in ((2, 0.7), (3, 0.6), (4, 0.5)):
+        tracker.epoch_ended("t1", epoch, {"val_accuracy": 0.5, "loss": loss})
+    tracker.epochs_saved("t1", 3)
+    client = MlflowClient(tracking_uri)
+    (child,) = _children(client, tracker)
+
+    def curve():
+        return [(m.step, m.value) for m in client.get_metric_history(child.info.run_id,
+                                                                     "loss")]
+
+    assert curve() == [(1, 1.0), (2, 0.7), (3, 0.6)]  # epoch 4 waits for its checkpoint
+    tracker.trial_ended(TrialResult("t1", PARAMS, "stopped", 4, 0.5))  # or the trial's end
+    assert curve() == [(1, 1.0), (2, 0.7), (3, 0.6), (4, 0.5)]
+
+
 def test_repeated_events_are_logged_once(tracker, tracking_uri, digits):
     tracker.trial_started("t1", PARAMS)
     tracker.epoch_ended("t1", 1, {"val_accuracy": 0.5})
+    tracker.epochs_saved("t1", 1)
     tracker.trial_started("t1", PARAMS)
     tracker.epoch_ended("t1", 1, {"val_accuracy": 0.5})
+    tracker.epochs_saved("t1", 1)
 
     # A new driver (a resumed search) finds the same parent and child runs.
     again = SearchTracker(tracking_uri, "tests")
@@ -106,6 +133,7 @@ def test_repeated_events_are_logged_once(tracker, tracking_uri, digits):
     again.trial_started("t1", PARAMS)
     again.epoch_ended("t1", 1, {"val_accuracy": 0.5})
     again.epoch_ended("t1", 2, {"val_accuracy": 0.6})
+    again.epochs_saved("t1", 2)
 
     client = MlflowClient(tracking_uri)
     (child,) = _children(client, tracker)

@@ -25,5 +25,8 @@ def test_a_fault_fires_for_its_trial_and_epoch_only(monkeypatch, tmp_path):
 
 
 def test_no_environment_variable_no_fault(monkeypatch):
-    monkeypatch.delenv(FAULTS_ENV, raising=False)
+    monkeypatch.setenv(FAULTS_ENV, json.dumps([{"trial": 1, "epoch": 1, "action": "raise"}]))
+    with pytest.raises(RuntimeError, match="injected fault"):
+        inject(1, 1)
+    monkeypatch.delenv(FAULTS_ENV)  # the same trial and epoch, as every real search runs
     inject(1, 1)

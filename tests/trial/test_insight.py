@@ -34,7 +34,7 @@ def test_insight_figures_of_a_trained_model(small_digits):
         any(t.startswith("block2_pool") for t in maps)
     wrong = [axes.get_title() for axes in figures["most_confidently_wrong.png"].axes
              if axes.get_title()]
-    assert all(t.startswith("true ") and "predicted" in t for t in wrong)
+    assert wrong and all(t.startswith("true ") and "predicted" in t for t in wrong)
     for figure in figures.values():
         plt.close(figure)
 

@@ -9,7 +9,7 @@ import pytest
 from search.errors import ArchitectureError
 from search.space.vocabulary import OPTIMIZERS
 from search.trial.config import Augmentation, TrialConfig
-from search.trial.model import augmentation_layers, build_model
+from search.trial.model import augmentation_layers, build_model, dense_layer_names
 
 SHAPE = (8, 8, 1)
 
@@ -50,11 +50,14 @@ def test_dense_width_and_dropout():
 
 
 def test_initializers_are_applied_to_every_weight_layer():
-    model = _build(kernel_initializer="he_normal", bias_initializer="ones")
-    weighted = _layers(model, keras.layers.Conv2D) + _layers(model, keras.layers.Dense)
-    assert len(weighted) >= 3
-    for layer in weighted:
-        assert type(layer.kernel_initializer).__name__ == "HeNormal"
+    model = _build(conv_blocks=2, convs_per_block=2, dense_layers=2,
+                   kernel_initializer="ones", bias_initializer="ones")
+    weighted = [layer for layer in model.layers if getattr(layer, "kernel", None) is not None]
+    assert [layer.name for layer in weighted] == [
+        "block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2",
+        *dense_layer_names(TrialConfig.from_params({"dense_layers": 2})), "classes"]
+    for layer in weighted:  # the weights themselves, as built
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.kernel), 1.0)
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.bias), 1.0)
 
 

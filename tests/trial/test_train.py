@@ -76,6 +76,34 @@ def test_early_stopping_restores_the_best_epoch(small_digits, tmp_path):
     assert saved_accuracy == pytest.approx(outcome.best_val_accuracy, abs=1e-6)
 
 
+def test_kept_metrics_describe_the_best_epochs_model(small_digits, tmp_path):
+    # Validation accuracy wanders at this learning rate, so later epochs are not the best.
+    config, model = _model(small_digits, optimizer="sgd", learning_rate=1.5)
+    measured = []
+
+    def kept_accuracy(kept):
+        measured.append(len(reports) + 1)
+        return float(kept.evaluate(small_digits.x_val, small_digits.y_val, verbose=0)[1])
+
+    reports = []
+    train(model, config, small_digits, max_epochs=8, patience=8, checkpoint_dir=tmp_path,
+          on_epoch=reports.append, kept_metrics={"kept_accuracy": kept_accuracy})
+    assert measured == [r.epoch for r in reports if r.improved]
+    assert len(measured) < len(reports)  # some epochs were not the best
+    for report in reports:  # every epoch reports the best epoch's model
+        assert report.metrics["kept_accuracy"] == pytest.approx(report.metrics[OBJECTIVE],
+                                                                abs=1e-6)
+    # A continued run reports the kept value from its checkpoint until a new best.
+    state = read_state(tmp_path)
+    assert state.metrics["kept_accuracy"] == reports[-1].metrics["kept_accuracy"]
+    unbeatable = dataclasses.replace(state, best=1.01, finished=False)
+    more = []
+    train(load_latest(tmp_path, state), config, small_digits, max_epochs=9, patience=9,
+          checkpoint_dir=tmp_path, on_epoch=more.append, resume=unbeatable,
+          kept_metrics={"kept_accuracy": kept_accuracy})
+    assert more[0].metrics["kept_accuracy"] == state.metrics["kept_accuracy"]
+
+
 def test_several_batches_per_call_train_the_same_weights_as_one(small_digits, tmp_path,
                                                                 monkeypatch):
     # Batches of 8 images give more batches an epoch than one call takes, a short last call
@@ -220,6 +248,9 @@ def test_training_continues_from_its_latest_checkpoint(small_digits, tmp_path):
     assert int(restored.optimizer.iterations) == steps * 5 // 2
     # The best value carries over: it never drops below the first run's best.
     assert second[0].metrics[OBJECTIVE] >= first[-1].metrics[OBJECTIVE]
+    # The checkpoint's learning curve is the first run's epochs, then the second's.
+    history = read_state(tmp_path).history
+    assert history == [r.metrics for r in first] + [r.metrics for r in second]
 
 
 def test_a_continued_run_keeps_its_patience_count(small_digits, tmp_path):
