@@ -247,7 +247,8 @@ def require_algorithm_packages(algorithm: str) -> None:
     module, what, extra = ALGORITHM_PACKAGES[algorithm]
     if importlib.util.find_spec(module) is None:
         raise SettingsError(f"--algo {algorithm} needs {what}, which is not installed: "
-                            f"install convsearch's {extra} extra (pip install -e '.[{extra}]')")
+                            f"install convsearch's {extra} extra (uv pip install -e "
+                            f"'.[{extra}]' -c requirements.lock)")
 
 
 def parse_duration(text: str) -> float:

@@ -10,6 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from search.errors import DataError, SettingsError
+from search.observers import SearchObserver
 from search.pipeline import execute, load_request, prepare
 from search.request import DataRequest, SearchRequest
 from search.settings import SearchSettings
@@ -67,23 +68,11 @@ class _Bug(RuntimeError):
     pass
 
 
-class _BuggyObserver:
+class _BuggyObserver(SearchObserver):
     """An observer with a bug: it raises as the search's trials begin."""
 
     def search_started(self, budget, ended, unfinished):
         raise _Bug("a bug in an observer")
-
-    def trial_started(self, trial_id, params, number=0):
-        pass
-
-    def epoch_ended(self, trial_id, epoch, metrics):
-        pass
-
-    def checkpoint_saved(self, trial_id, checkpoint_dir):
-        pass
-
-    def trial_ended(self, result):
-        pass
 
 
 @pytest.mark.slow

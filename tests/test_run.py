@@ -71,7 +71,8 @@ def test_help_documents_every_flag(tmp_path):
      "--algo grid needs finitely many values, but learning_rate is a range"),
     (["--data-limit", "5"], None, "--data-limit 5 is too small"),
     pytest.param(["--algo", "gp"], None, "--algo gp needs PyTorch, which is not installed: "
-                 "install convsearch's gp extra (pip install -e '.[gp]')",
+                 "install convsearch's gp extra (uv pip install -e '.[gp]' -c "
+                 "requirements.lock)",
                  marks=pytest.mark.skipif(importlib.util.find_spec("torch") is not None,
                                           reason="PyTorch is installed (the gp extra)")),
 ])
@@ -207,8 +208,8 @@ def test_the_same_seed_repeats_every_trials_metrics(tmp_path):
         folder = tmp_path / name
         folder.mkdir()
         uri = f"sqlite:///{folder / 'mlflow.db'}"
-        result = run_cli("--space", str(tmp_path / "tiny.yaml"), "--data-limit", "300",
-                         "--trials", "3", "--max-epochs", "3", "--grace-epochs", "1",
+        result = run_cli("--space", str(tmp_path / "tiny.yaml"), "--data-limit", "200",
+                         "--trials", "3", "--max-epochs", "2", "--grace-epochs", "1",
                          "--concurrency", "1", "--cpus", "2", "--seed", "7",
                          "--tracking-uri", uri, cwd=folder, timeout=480)
         assert result.returncode == 0, result.stdout + result.stderr
