@@ -49,6 +49,22 @@ def test_searcher_state_is_one_file_and_restores_the_algorithms_history(algorith
     assert restored.suggest("next") == first.suggest("next")
 
 
+@pytest.mark.parametrize("algorithm", [a for a in SAMPLED if a != "gp"])
+def test_the_seed_decides_the_configs(algorithm):
+    # The same seed repeating a whole search is tests/test_run.py's; a seed must matter.
+    from search.settings import SearchSettings
+
+    space = parse_space("learning_rate: {loguniform: [1.0e-4, 1.0e-1]}\n"
+                        "filters: {int: [4, 32]}\n")
+
+    def proposed(seed: int) -> list[dict]:
+        searcher = _feasible_searcher(space, SearchSettings(algorithm=algorithm, seed=seed))
+        return [searcher.suggest(f"t{n}") for n in range(3)]
+
+    assert proposed(5) == proposed(5)
+    assert proposed(6) != proposed(5)
+
+
 def _feasible_searcher(space, settings, shape=(8, 8, 1)):
     from search.engine.searchers import feasible_optuna_searcher
 
