@@ -88,7 +88,7 @@ class SearchObserver:
         it, a restart (`trial_restarted`) may train that epoch again and report it anew."""
 
     def epochs_saved(self, trial_id: str, epoch: int) -> None:
-        """The trial's checkpoint now holds its training through `epoch`: a restart
+        """Ray Tune holds a checkpoint of the trial's training through `epoch`: a restart
         continues after it."""
 
     def trial_restarted(self, trial_id: str) -> None:

@@ -35,8 +35,6 @@ logger = logging.getLogger(__name__)
 
 #: Reported with every epoch: whether the trial ended there by its own rule.
 LAST_EPOCH = "last_epoch"
-#: Reported with every epoch: whether the report carries a checkpoint of that epoch.
-CHECKPOINTED = "checkpointed"
 #: Reported when a trial's code raised: the one-line error, and its traceback.
 ERROR = "error"
 ERROR_DETAIL = "error_detail"
@@ -126,23 +124,23 @@ class TrialEvents(tune.Callback):
         metrics.update({k: float(v) for k, v in result.items() if k.startswith("time_")})
         if MONITOR not in metrics:
             return  # not an epoch: a failed trial's final report, or a repeat
-        epoch = int(result[EPOCH])
         for observer in self.observers:
-            observer.epoch_ended(trial.trial_id, epoch, metrics)
-            if result.get(CHECKPOINTED):
-                observer.epochs_saved(trial.trial_id, epoch)
+            observer.epoch_ended(trial.trial_id, int(result[EPOCH]), metrics)
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
                       **info: Any) -> None:
-        # Observers hear of the checkpoints whose best model changed. Nothing here may
+        # Tune holds this checkpoint now (a restart continues from it): observers hear
+        # which epochs it covers, and whether the best model changed. Nothing here may
         # raise: Tune would then drop the checkpoint itself, without a word.
         try:
             with checkpoint.as_directory() as directory:
                 state = read_state(Path(directory))
-                if state is None or state.best_epoch != state.epoch:
+                if state is None:
                     return
                 for observer in self.observers:
-                    observer.checkpoint_saved(trial.trial_id, Path(directory))
+                    observer.epochs_saved(trial.trial_id, state.epoch)
+                    if state.best_epoch == state.epoch:
+                        observer.checkpoint_saved(trial.trial_id, Path(directory))
         except Exception:
             logger.exception("trial %s: its checkpoint was kept, but observers could not "
                              "be told of it", trial.trial_id)

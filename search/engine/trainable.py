@@ -34,7 +34,7 @@ from ray import tune
 from ray.tune.trainable.function_trainable import wrap_function
 
 from search.data import Dataset
-from search.engine.callbacks import CHECKPOINTED, ERROR, ERROR_DETAIL, LAST_EPOCH, WORKER_RSS
+from search.engine.callbacks import ERROR, ERROR_DETAIL, LAST_EPOCH, WORKER_RSS
 from search.engine.searchers import TRIAL_NUMBER
 from search.engine.stopping import EPOCH
 from search.errors import TrainingError
@@ -231,8 +231,7 @@ class _Trial:
     def _on_epoch(self, epoch: Any) -> None:
         self.epoch = epoch.epoch
         self.timing["time_checkpoint_s"] = epoch.checkpoint_seconds
-        self._report({**epoch.metrics, EPOCH: epoch.epoch, LAST_EPOCH: epoch.last,
-                      CHECKPOINTED: epoch.checkpoint_dir is not None},
+        self._report({**epoch.metrics, EPOCH: epoch.epoch, LAST_EPOCH: epoch.last},
                      checkpoint_dir=epoch.checkpoint_dir)
         inject(self.number, epoch.epoch)
 
