@@ -3,11 +3,12 @@ with pip, side by side.
 
 Each row installs a lock (requirements-test.lock by default, what the README's test
 command installs) and the project itself into a new virtual environment, as that command
-does: uv (`uv pip install --no-deps -r LOCK -e .`) or pip (`pip install --no-deps -r
-LOCK`, then `pip install --no-deps -e .`, since pip refuses an unhashed editable beside
-hashed pins). "cold" starts from an empty download cache, so it includes downloading
-every wheel; "warm" runs again on the cache the cold run filled. The installer itself
-(uv from PyPI, or the pip that `venv` brings) is not counted.
+does: uv (`uv pip install --no-deps --compile-bytecode -r LOCK -e .`) or pip (`pip
+install --no-deps -r LOCK`, then `pip install --no-deps -e .`, since pip refuses an
+unhashed editable beside hashed pins; pip compiles bytecode by default). "cold" starts
+from an empty download cache, so it includes downloading every wheel; "warm" runs again on
+the cache the cold run filled. The installer itself (uv from PyPI, or the pip that `venv`
+brings) is not counted.
 
 Needs the package registry. Prints one table of wall-clock seconds; one run each.
 """
@@ -34,7 +35,7 @@ def install(tool: str, lock: Path, scratch: Path, cache: Path) -> float:
     uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
     if tool == "uv":
         commands = [[uv, "pip", "install", "-q", "--python", python, "--cache-dir", str(cache),
-                     "--no-deps", "-r", str(lock), "-e", str(REPO)]]
+                     "--no-deps", "--compile-bytecode", "-r", str(lock), "-e", str(REPO)]]
     else:
         pip = [python, "-m", "pip", "install", "-q", "--cache-dir", str(cache), "--no-deps"]
         commands = [[*pip, "-r", str(lock)], [*pip, "-e", str(REPO)]]

@@ -96,3 +96,15 @@ def test_the_installed_versions_are_the_locks():
     assert {"tensorflow", "keras", "optuna", "ray", "mlflow", "scikit-learn"} <= set(installed)
     wrong = {name: got for name, got in installed.items() if got[0] != got[1]}
     assert not wrong, f"installed, locked: {wrong}"
+
+
+@pytest.mark.parametrize("module", ["tensorflow", "ray", "mlflow", "keras"])
+def test_the_install_leaves_compiled_bytecode(module):
+    # Every search and trial worker is a new interpreter; where bytecode is neither
+    # installed nor writable (PYTHONDONTWRITEBYTECODE, a read-only image), each one
+    # compiles these packages again: `import tensorflow` took 11.6 s instead of 4.7 s.
+    import importlib.util
+
+    origin = Path(importlib.util.find_spec(module).origin)
+    assert Path(importlib.util.cache_from_source(str(origin))).is_file(), \
+        f"{module} was installed without bytecode (uv pip install --compile-bytecode)"
