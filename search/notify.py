@@ -14,6 +14,8 @@ import threading
 import urllib.request
 from typing import Any
 
+from search.secrets import redacted_webhook
+
 logger = logging.getLogger(__name__)
 
 #: Seconds one delivery may take, and that a search waits for its last one at most.
@@ -53,7 +55,9 @@ class Notifier:
             with urllib.request.urlopen(request, timeout=SEND_TIMEOUT_S) as response:
                 response.read()
         except (OSError, ValueError) as exc:  # down, slow, refused, or a bad URL
-            logger.warning("the webhook %s was not told of the search: %s", self.url, exc)
+            shown = redacted_webhook(self.url)
+            logger.warning("the webhook %s was not told of the search: %s", shown,
+                           str(exc).replace(self.url, shown))
 
 
 def search_message(name: str, status: str, *, detail: str = "",

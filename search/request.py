@@ -13,6 +13,7 @@ from typing import Any
 
 from search.champion import PromotionPolicy
 from search.data import DEFAULT_DATA
+from search.secrets import redacted, redacted_webhook
 from search.settings import SearchSettings
 from search.space import DEFAULT_SPACE
 
@@ -62,6 +63,13 @@ class SearchRequest:
         """JSON-able form of the request, read back by `from_record`."""
         record = dataclasses.asdict(self)
         record["settings"] = self.settings.to_record()
+        # Secrets stay out of the record (it lies on shared storage): a database URI's
+        # password is masked, so a resumed search is given --tracking-uri again, and a
+        # webhook is kept only as where it went, so it is given --notify again.
+        if self.tracking_uri is not None:
+            record["tracking_uri"] = redacted(self.tracking_uri)
+        if self.notify is not None:
+            record["notify"] = redacted_webhook(self.notify)
         record["version"] = RECORD_VERSION
         return record
 
@@ -85,4 +93,4 @@ class SearchRequest:
                    model_name=record["model_name"],
                    data_fingerprint=record["data_fingerprint"],
                    promotion=PromotionPolicy(**record.get("promotion") or {}),
-                   notify=record.get("notify"), warm_start=record.get("warm_start"))
+                   notify=None, warm_start=record.get("warm_start"))

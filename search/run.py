@@ -29,6 +29,7 @@ from search.errors import SearchError, SearchInterrupted, SettingsError
 from search.interrupts import signal_handlers
 from search.memory import exit_after_heavy_imports
 from search.quiet import native_output_hidden
+from search.secrets import MASK, redacted
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -42,7 +43,8 @@ if TYPE_CHECKING:
 EXIT_USER_ERROR = 2
 
 #: The flags a resumed search may be given: the rest come from what it recorded.
-RESUME_FLAGS = ("resume", "trials", "time_budget", "tracking_uri", "storage", "verbose")
+RESUME_FLAGS = ("resume", "trials", "time_budget", "tracking_uri", "notify", "storage",
+                "verbose")
 
 #: How many of the best trials the summary table shows.
 SUMMARY_ROWS = 5
@@ -268,7 +270,7 @@ def _request(args: argparse.Namespace, given: set[str]) -> tuple[SearchRequest, 
             names = ", ".join("--" + name.replace("_", "-") for name in fixed)
             raise SettingsError(f"--resume continues a search with the settings it "
                                 f"recorded; {names} cannot be given with it (only --trials, "
-                                "--time-budget, --tracking-uri, --storage)")
+                                "--time-budget, --tracking-uri, --notify, --storage)")
         request = load_request(args.resume, args.storage)
         # The folder the record was found in, wherever the search ran from.
         settings = dataclasses.replace(request.settings, storage=args.storage)
@@ -279,6 +281,12 @@ def _request(args: argparse.Namespace, given: set[str]) -> tuple[SearchRequest, 
         changes: dict[str, object] = {"settings": settings}
         if "tracking_uri" in given:
             changes["tracking_uri"] = args.tracking_uri
+        elif request.tracking_uri and MASK in request.tracking_uri:
+            raise SettingsError(f"search {args.resume!r} was recorded in "
+                                f"{request.tracking_uri}, whose password is not recorded; "
+                                "give --tracking-uri again")
+        if "notify" in given:
+            changes["notify"] = args.notify
         return dataclasses.replace(request, **changes), True
     overrides = {"name": args.name} if args.name else {}
     settings = SearchSettings(
@@ -332,7 +340,7 @@ def _search(args: argparse.Namespace, given: set[str], session: _Session) -> int
     console.print(f"[bold]{settings.name}[/bold]: {verb}, {settings.trials} trials "
                   f"({settings.algorithm}, scheduler {settings.scheduler}), space "
                   f"{prepared.request.space}, data {data.name} "
-                  f"(train/val/test {sizes}), tracking {prepared.request.tracking_uri}")
+                  f"(train/val/test {sizes}), tracking {redacted(prepared.request.tracking_uri)}")
     if resume and "trials" in given:
         console.print(f"extending search {settings.name} to {settings.trials} trials in all "
                       "(the trials it ran are kept)")
@@ -394,7 +402,7 @@ def _print_summary(console: Console, report: SearchReport, space: SearchSpace,
             f"{v:.4f} at epsilon {eps}" for eps, v in attacked.items())
             + " (pixel units)")
     python = _shell_path(sys.executable)
-    tracking_uri = report.tracking_uri
+    tracking_uri = redacted(report.tracking_uri)
     env = f"MLFLOW_TRACKING_URI={shlex.quote(tracking_uri)} "
     console.print("\nOpen this search in the MLflow UI:", soft_wrap=True)
     console.print(f"  {python} -m mlflow ui --backend-store-uri {shlex.quote(tracking_uri)}"

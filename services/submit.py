@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         jobs = SearchJobs(address)
         job_id = jobs.submit(spec)
-        print(f"submitted {spec.entrypoint()} as job {job_id} to {address}", flush=True)
+        print(f"submitted {spec.shown_entrypoint()} as job {job_id} to {address}", flush=True)
         if args.no_wait:
             return 0
         status = _follow(jobs, job_id)

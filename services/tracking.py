@@ -28,6 +28,9 @@ from pathlib import Path
 #: once shipped with (public, so never acceptable).
 ADMIN_PASSWORD_ENV = "MLFLOW_AUTH_ADMIN_PASSWORD"
 PUBLISHED_DEFAULT_PASSWORD = "password1234"
+#: The shortest password MLflow's auth app takes (mlflow.utils.validation); shorter, it
+#: dies at start-up with a traceback.
+MIN_PASSWORD_LENGTH = 12
 #: The auth app's CSRF secret (MLflow's variable); made and kept in the store if unset.
 SECRET_KEY_ENV = "MLFLOW_FLASK_SERVER_SECRET_KEY"
 
@@ -70,6 +73,9 @@ def server_command(args: argparse.Namespace, environ: dict[str, str]) -> tuple[l
             raise ServiceError(f"--auth needs an admin password of your own in "
                                f"{ADMIN_PASSWORD_ENV} (MLflow's published default "
                                f"{PUBLISHED_DEFAULT_PASSWORD!r} is refused)")
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise ServiceError(f"{ADMIN_PASSWORD_ENV} is {len(password)} characters long; "
+                               f"MLflow's auth needs at least {MIN_PASSWORD_LENGTH}")
         env["MLFLOW_AUTH_CONFIG_PATH"] = str(_auth_config(store, args.admin_username))
         env.setdefault(SECRET_KEY_ENV, _secret_key(store))
         command += ["--app-name", "basic-auth"]

@@ -25,6 +25,8 @@ COMPAT_ENV_VAR = "CONVSEARCH_COMPAT"
 
 BASE_LOCK = REPO / "requirements.lock"
 TEST_LOCK = REPO / "requirements-test.lock"
+#: What the images install: the base install and the tracking service's backends.
+IMAGE_LOCK = REPO / "docker" / "requirements.lock"
 
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)(?:\s*;\s*([^\\]+?))?\s*\\?$")
 
@@ -66,7 +68,8 @@ def test_the_search_command_installs_the_base_lock():
     assert "-r requirements.lock " in command and command.endswith("-m search.run")
 
 
-@pytest.mark.parametrize(("lock", "extras"), [(BASE_LOCK, ()), (TEST_LOCK, ("test",))])
+@pytest.mark.parametrize(("lock", "extras"), [(BASE_LOCK, ()), (TEST_LOCK, ("test",)),
+                                              (IMAGE_LOCK, ("auth", "postgres", "s3"))])
 def test_the_lock_pins_every_dependency_within_its_range(lock, extras):
     pinned: dict[str, list[str]] = {}
     for name, version, _marker in pins(lock):
@@ -85,6 +88,12 @@ def test_the_base_lock_is_the_test_lock_without_the_test_tools():
     assert base <= test
     names = {name for name, _, _ in base}
     assert "pytest" not in names and "moto" not in names
+
+
+def test_the_image_lock_is_the_test_locks_versions():
+    image, test = set(pins(IMAGE_LOCK)), set(pins(TEST_LOCK))
+    assert image <= test
+    assert {"psycopg", "boto3"} <= {name for name, _, _ in image}
 
 
 @pytest.mark.skipif(COMPAT_ENV_VAR in os.environ, reason="not installed from the lock")

@@ -11,10 +11,13 @@ folder instead: it then guards against a second driver on the same machine only.
 from __future__ import annotations
 
 import fcntl
+import grp
 import hashlib
 import json
 import os
+import pwd
 import socket
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,12 +69,15 @@ def write_request(settings: SearchSettings, request: dict[str, Any]) -> None:
 
 
 def read_request(name: str, storage: Path | str) -> dict[str, Any]:
-    """The recorded request of the search `name` in `storage`.
+    """The recorded request of the search `name` in `storage`, to resume it.
 
     Raises:
-        SettingsError: no search of that name was started there.
+        SettingsError: no search of that name was started there, or its local folder is
+            writable by others.
     """
     filesystem, path = _filesystem(name, storage)
+    if "://" not in path:
+        _require_writable_by_owner_only(Path(path))
     try:
         with filesystem.open_input_stream(f"{path}/{REQUEST_FILE}") as stream:
             return json.loads(stream.read().decode())
@@ -82,6 +88,41 @@ def read_request(name: str, storage: Path | str) -> dict[str, Any]:
                             "give the --storage it ran with") from exc
     except ValueError as exc:
         raise SettingsError(f"the record of search {name!r} is unreadable: {exc}") from exc
+
+
+def _require_writable_by_owner_only(folder: Path) -> None:
+    """Refuse a search folder that others may write to, or whose storage folder they may
+    write to: resuming unpickles the searcher's and Tune's state from it, so whoever can
+    write there can run code as this driver.
+
+    Raises:
+        SettingsError: the folder or its storage folder belongs to another user, or others
+            may write to it.
+    """
+    for path in (folder, folder.parent):
+        try:
+            info = path.stat()
+        except OSError:
+            continue  # not there: read_request says so
+        if info.st_uid not in (os.geteuid(), 0) or _others_may_write(info):
+            raise SettingsError(f"{path} is writable by others, and resuming a search runs "
+                                "what its folder holds (Tune's and the searcher's pickled "
+                                f"state); make it yours alone (chmod go-w {path})")
+
+
+def _others_may_write(info: os.stat_result) -> bool:
+    """World-writable, or group-writable for a group with anyone but the owner in it (a
+    user-private group, which a umask of 002 leaves writable, holds the owner alone)."""
+    if info.st_mode & stat.S_IWOTH:
+        return True
+    if not info.st_mode & stat.S_IWGRP:
+        return False
+    try:
+        owner = pwd.getpwuid(info.st_uid)
+        group = grp.getgrgid(info.st_gid)
+    except KeyError:
+        return True
+    return owner.pw_gid != info.st_gid or bool(set(group.gr_mem) - {owner.pw_name})
 
 
 def mark_finished(settings: SearchSettings) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from search.errors import SearchError, first_line
+from search.secrets import redacted_args
 
 #: Where the Jobs API is when nothing says otherwise: a head's dashboard on this machine.
 DEFAULT_JOBS_ADDRESS = "http://127.0.0.1:8265"
@@ -54,6 +55,10 @@ class JobSpec:
 
     def entrypoint(self) -> str:
         return shlex.join(["python", "-m", "search.run", *self.search_args])
+
+    def shown_entrypoint(self) -> str:
+        """The entrypoint as it may be printed: no webhook or password in it."""
+        return shlex.join(["python", "-m", "search.run", *redacted_args(self.search_args)])
 
     def runtime_env(self) -> dict[str, object]:
         env = {"RAY_JOB_STOP_WAIT_TIME_S": str(STOP_GRACE_S), **self.env}

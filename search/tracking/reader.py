@@ -16,6 +16,7 @@ from typing import Any
 from mlflow.tracking import MlflowClient
 
 from search.errors import SettingsError, TrackingError
+from search.secrets import redacted
 from search.tracking.tracker import (
     CHECKPOINT_ARTIFACT,
     TAG_BEST_RUN,
@@ -79,7 +80,7 @@ def read_search(tracking_uri: str, experiment: str, name_or_run_id: str) -> Past
     with _mlflow_errors(f"cannot read experiment {experiment!r}"):
         found = client.get_experiment_by_name(experiment)
         if found is None:
-            raise SettingsError(f"no experiment named {experiment!r} in {tracking_uri}")
+            raise SettingsError(f"no experiment named {experiment!r} in {redacted(tracking_uri)}")
         parents = client.search_runs([found.experiment_id], f"tags.`{TAG_ROLE}` = 'search'",
                                      order_by=["attributes.start_time DESC"])
     matches = [r for r in parents if name_or_run_id in (r.info.run_id, r.info.run_name,

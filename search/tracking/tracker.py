@@ -38,6 +38,7 @@ from search.data import Dataset
 from search.errors import SettingsError, TrackingError, first_line
 from search.memory import rss_mb
 from search.observers import SearchObserver, SearchOutcome, TrialResult
+from search.secrets import redacted
 from search.settings import SearchSettings
 from search.space import SearchSpace
 
@@ -128,7 +129,7 @@ class SearchTracker(SearchObserver):
             TrackingError: the store cannot be reached or the experiment cannot be made.
         """
         self.tracking_uri = tracking_uri
-        with _mlflow_errors(f"cannot use MLflow tracking store {tracking_uri}"):
+        with _mlflow_errors(f"cannot use MLflow tracking store {redacted(tracking_uri)}"):
             self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
             found = self.client.get_experiment_by_name(experiment)
             if found is None:

@@ -32,8 +32,11 @@ def set_mlflow_environment() -> None:
 def resolve_tracking_uri(flag: str | None) -> str:
     """--tracking-uri, else $MLFLOW_TRACKING_URI, else the local SQLite default; a SQLite
     file is named by its absolute path, so a search recorded with it can be resumed from
-    another folder."""
-    uri = flag or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    another folder. A tracking server's ``user:password@`` moves into MLflow's variables
+    (`search.secrets.take_credentials`), so no URI the search shows or stores holds it."""
+    from search.secrets import take_credentials
+
+    uri = take_credentials(flag or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI)
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         return prefix + str(Path(uri[len(prefix):]).resolve())

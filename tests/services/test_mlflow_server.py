@@ -82,6 +82,9 @@ def test_auth_needs_an_admin_password_of_ones_own(tmp_path):
         server_command(args, {})
     with pytest.raises(ServiceError, match="published default 'password1234' is refused"):
         server_command(args, {ADMIN_PASSWORD_ENV: "password1234"})
+    with pytest.raises(ServiceError, match=f"^{ADMIN_PASSWORD_ENV} is 11 characters long; "
+                                           "MLflow's auth needs at least 12$"):
+        server_command(args, {ADMIN_PASSWORD_ENV: "short-pass1"})
     command, env = server_command(args, {ADMIN_PASSWORD_ENV: "s3cret-enough"})
     assert command[-2:] == ["--app-name", "basic-auth"]
     assert env["MLFLOW_AUTH_CONFIG_PATH"] == str(tmp_path / "basic_auth.ini")
