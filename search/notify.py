@@ -55,9 +55,12 @@ class Notifier:
             with urllib.request.urlopen(request, timeout=SEND_TIMEOUT_S) as response:
                 response.read()
         except (OSError, ValueError) as exc:  # down, slow, refused, or a bad URL
-            shown = redacted_webhook(self.url)
-            logger.warning("the webhook %s was not told of the search: %s", shown,
-                           str(exc).replace(self.url, shown))
+            # Only the kind of failure: some messages quote the URL's path, its secret.
+            reason = getattr(exc, "reason", exc)
+            if not isinstance(reason, str):
+                reason = getattr(reason, "strerror", None) or type(reason).__name__
+            logger.warning("the webhook %s was not told of the search: %s",
+                           redacted_webhook(self.url), reason)
 
 
 def search_message(name: str, status: str, *, detail: str = "",

@@ -54,6 +54,7 @@ def _report(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from search.secrets import redacted
     from search.tracking.reader import export_best_model, read_search
     from search.tracking.uri import resolve_tracking_uri
 
@@ -61,7 +62,7 @@ def _report(args: argparse.Namespace) -> int:
     search = read_search(uri, args.experiment, args.search)
     console = Console(width=None if sys.stdout.isatty() else 120)
     console.print(f"[bold]{search.name}[/bold] (run {search.run_id}): "
-                  f"{search.status.lower()}, {len(search.trials)} trials, tracking {uri}")
+                  f"{search.status.lower()}, {len(search.trials)} trials, tracking {redacted(uri)}")
     settings = Table(title="Settings")
     settings.add_column("setting")
     settings.add_column("value")

@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     defaults = {f.name: f.default for f in dataclasses.fields(SearchSettings)}
     parser = _Parser(
-        prog="python -m search.run",
+        prog="python -m search.run", allow_abbrev=False,  # no --noti URL past redaction
         description="Search for the best Keras CNN on an image data set. Trials run on Ray "
                     "Tune (Optuna TPE + ASHA by default); every trial is tracked in MLflow.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,

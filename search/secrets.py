@@ -11,6 +11,7 @@ URI a search records and prints is the one without them.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from urllib.parse import SplitResult, unquote, urlsplit
 
@@ -33,14 +34,15 @@ def _host(parts: SplitResult) -> str:
     return parts.netloc.rpartition("@")[2]
 
 
+#: ``scheme://user:`` up to the last ``@``: a password as database drivers take it, which
+#: may hold characters (``/``, ``?``, ``[``) that URL parsing would take for the path.
+_USERINFO_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:)(.*)@")
+
+
 def redacted(url: str) -> str:
     """`url` with the password of its ``user:password@`` (if any) masked; the rest, and
     anything that is not a URL, as given."""
-    parts = _split(url)
-    if parts is None or parts.password is None:
-        return url
-    userinfo = f"{parts.username or ''}:{MASK}"
-    return parts._replace(netloc=f"{userinfo}@{_host(parts)}").geturl()
+    return _USERINFO_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}@", url, count=1)
 
 
 def redacted_webhook(url: str) -> str:
@@ -74,10 +76,11 @@ def take_credentials(uri: str, environ: dict[str, str] | os._Environ = os.enviro
     (a database's, whose driver needs the password in the URI) come back as given, and
     are shown and stored `redacted`."""
     parts = _split(uri)
-    if parts is None or parts.scheme not in ("http", "https") or "@" not in parts.netloc:
+    # MLflow sends basic auth only with both variables set: a URI with a user alone keeps
+    # it, as the HTTP client then uses it.
+    if parts is None or parts.scheme not in ("http", "https") or not parts.username \
+            or parts.password is None:
         return uri
-    if parts.username:
-        environ[USERNAME_ENV] = unquote(parts.username)
-    if parts.password is not None:
-        environ[PASSWORD_ENV] = unquote(parts.password)
+    environ[USERNAME_ENV] = unquote(parts.username)
+    environ[PASSWORD_ENV] = unquote(parts.password)
     return parts._replace(netloc=_host(parts)).geturl()

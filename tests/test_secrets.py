@@ -24,6 +24,7 @@ from tests.test_run import TINY_SPACE, run_cli
 @pytest.mark.parametrize(("url", "shown"), [
     ("http://alice:s3cret@mlflow:5000", "http://alice:***@mlflow:5000"),
     ("postgresql://mlflow:pw@db:5432/mlflow", "postgresql://mlflow:***@db:5432/mlflow"),
+    ("postgresql://u:pa/ss?@[x@db/x", "postgresql://u:***@db/x"),  # what drivers allow
     ("https://token@mlflow.example", "https://token@mlflow.example"),  # no password
     ("http://mlflow:5000", "http://mlflow:5000"),
     ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db"),
@@ -56,7 +57,8 @@ def test_a_tracking_servers_credentials_move_into_mlflows_variables():
         "http://mlflow:5000/"
     assert environ == {USERNAME_ENV: "al@ice", PASSWORD_ENV: "pa/ss"}
     untouched: dict[str, str] = {}
-    for uri in ("postgresql://u:pw@db/x", "http://mlflow:5000", "sqlite:///x.db"):
+    for uri in ("postgresql://u:pw@db/x", "http://mlflow:5000", "sqlite:///x.db",
+                "http://token@mlflow:5000"):  # a user alone: MLflow's variables need both
         assert take_credentials(uri, untouched) == uri
     assert untouched == {}
 

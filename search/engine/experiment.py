@@ -104,6 +104,8 @@ def _require_writable_by_owner_only(folder: Path) -> None:
             info = path.stat()
         except OSError:
             continue  # not there: read_request says so
+        if path == folder.parent and info.st_mode & stat.S_ISVTX:
+            continue  # /tmp-like: others may add folders there, not replace this one
         if info.st_uid not in (os.geteuid(), 0) or _others_may_write(info):
             raise SettingsError(f"{path} is writable by others, and resuming a search runs "
                                 "what its folder holds (Tune's and the searcher's pickled "
@@ -122,7 +124,10 @@ def _others_may_write(info: os.stat_result) -> bool:
         group = grp.getgrgid(info.st_gid)
     except KeyError:
         return True
-    return owner.pw_gid != info.st_gid or bool(set(group.gr_mem) - {owner.pw_name})
+    if owner.pw_gid != info.st_gid or set(group.gr_mem) - {owner.pw_name}:
+        return True
+    return any(user.pw_gid == info.st_gid and user.pw_uid != info.st_uid
+               for user in pwd.getpwall())
 
 
 def mark_finished(settings: SearchSettings) -> None:

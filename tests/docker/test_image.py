@@ -34,7 +34,10 @@ print(json.dumps({
     "versions": {n: importlib.metadata.version(n) for n in names},
     "uid": os.getuid(),
     "bytecode": pathlib.Path(importlib.util.cache_from_source(tf)).is_file(),
-    "machine": [str(p) for p in map(pathlib.Path, ["/machine", "/opt/uv"]) if p.exists()],
+    "machine": [str(p) for p in map(pathlib.Path, ["/machine", "/machine.env", "/opt/uv",
+                                                  "/etc/pip.conf",
+                                                  "/etc/apt/apt.conf.d/99mmdebstrap"])
+                if p.exists()],
     "writable": os.access(tf, os.W_OK),
 }))
 """

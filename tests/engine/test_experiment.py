@@ -27,7 +27,7 @@ def test_a_folder_of_ones_own_is_read(recorded):
 
 
 @pytest.mark.parametrize(("where", "mode", "group"), [
-    ("mine", 0o777, None), ("mine", 0o757, None), (".", 0o1777, None),
+    ("mine", 0o777, None), ("mine", 0o757, None), ("mine", 0o1777, None), (".", 0o777, None),
     (".", 0o775, "nogroup"),  # group-writable for a group that is not the owner's own
 ])
 def test_a_folder_others_may_write_is_refused(recorded, where, mode, group):
@@ -41,6 +41,11 @@ def test_a_folder_others_may_write_is_refused(recorded, where, mode, group):
                                             r"a search runs what its folder holds .*"
                                             rf"chmod go-w {path}"):
         read_request("mine", recorded)
+
+
+def test_a_sticky_storage_folder_like_tmp_is_accepted(recorded):
+    os.chmod(recorded, 0o1777)
+    assert read_request("mine", recorded) == {"version": 1}
 
 
 def test_a_user_private_group_may_write(recorded):
