@@ -129,8 +129,7 @@ class SearchTracker(SearchObserver):
             TrackingError: the store cannot be reached or the experiment cannot be made.
         """
         self.tracking_uri = tracking_uri
-        with _mlflow_errors(f"cannot use MLflow tracking store {redacted(tracking_uri)}",
-                            tracking_uri):
+        with _mlflow_errors(f"cannot use MLflow tracking store {tracking_uri}", tracking_uri):
             self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
             found = self.client.get_experiment_by_name(experiment)
             if found is None:
@@ -619,17 +618,17 @@ class SearchTracker(SearchObserver):
 
 @contextmanager
 def _mlflow_errors(what: str, uri: str | None = None) -> Iterator[None]:
-    """Turn MLflow's and the network's errors into a one-line `TrackingError`; MLflow's
-    messages may quote the store's `uri`, which is shown `redacted`."""
+    """Turn MLflow's and the network's errors into a one-line `TrackingError`; the store's
+    `uri`, which `what` and MLflow's own message may quote, is shown `redacted`."""
     try:
         yield
     except TrackingError:
         raise
     except (MlflowException, OSError) as exc:
-        detail = first_line(exc)
+        message = f"{what}: {first_line(exc)}"
         if uri:
-            detail = detail.replace(uri, redacted(uri))
-        raise TrackingError(f"{what}: {detail}") from exc
+            message = message.replace(uri, redacted(uri))
+        raise TrackingError(message) from exc
 
 
 @contextmanager

@@ -8,6 +8,7 @@ Where no Docker daemon answers, the container tests skip with the reason; under 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -21,8 +22,10 @@ REQUIRE_DOCKER_ENV = "CONVSEARCH_REQUIRE_DOCKER"
 #: The CPU image every container test runs: the one the k8s manifests and schedules name,
 #: as docker/build tags it by default.
 IMAGE = DEFAULT_IMAGE
-#: The base docker/build makes from Debian's packages when it is missing.
-BASE_IMAGE = "convsearch-base:bookworm"
+#: The base docker/build makes from Debian's packages when it is missing: the
+#: Dockerfile's default BASE.
+BASE_IMAGE = re.search(r"^ARG BASE=(\S+)$", (REPO / "docker" / "Dockerfile").read_text(),
+                       re.MULTILINE).group(1)
 
 
 def docker(*args: str, timeout: float = 120, check: bool = True,

@@ -8,13 +8,10 @@ import json
 import pytest
 from packaging.markers import Marker
 
-from tests.conftest import REPO
 from tests.docker.conftest import docker
-from tests.test_lock import pins
+from tests.test_lock import IMAGE_LOCK, pins
 
 pytestmark = pytest.mark.containers
-
-IMAGE_LOCK = REPO / "docker" / "requirements.lock"
 
 
 def test_the_image_runs_a_search_with_no_network(image):
